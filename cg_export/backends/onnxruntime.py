@@ -1,0 +1,95 @@
+"""ONNX Runtime backend (CPU, CUDA and TensorRT execution providers, whichever are installed).
+
+Imports no torch: this is what runs on a device that only has onnxruntime, numpy and pillow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cg_export.backends.base import Runner
+from cg_export.errors import BackendError, MissingDependencyError
+
+# Preferred order when the caller names none: the fastest provider that is installed comes first.
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+ONNXRUNTIME_HINT = 'pip install "cg-export[cpu]" (onnxruntime) or "cg-export[gpu]" (onnxruntime-gpu), not both'
+
+
+def import_onnxruntime() -> Any:
+    """Import onnxruntime or raise a one-line :class:`MissingDependencyError` saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "to run ONNX models", ONNXRUNTIME_HINT) from None
+    return onnxruntime
+
+
+def read_metadata(model_path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file (cg-export writes its provenance there)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an ONNX model with ONNX Runtime.
+
+    Args:
+        model_path: The ``.onnx`` file.
+        providers: Execution providers in order of preference; ``None`` takes the best installed
+            (TensorRT, then CUDA, then CPU).
+        threads: Intra-op threads; ``None`` lets ONNX Runtime use every core.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None):
+        super().__init__()
+        self.model_path = Path(model_path)
+        self.requested_providers = providers
+        self.threads = threads
+        self.session: Any = None
+        self.precision = "fp32"
+
+    def _activate(self) -> None:
+        ort = import_onnxruntime()
+        available = ort.get_available_providers()
+        if self.requested_providers:
+            missing = [p for p in self.requested_providers if p not in available]
+            if missing:
+                raise BackendError(
+                    f"execution provider(s) {', '.join(missing)} not available here (available: {', '.join(available)})"
+                )
+            providers = list(self.requested_providers)
+        else:
+            providers = [p for p in PROVIDER_PREFERENCE if p in available]
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        if not self.model_path.is_file():
+            raise BackendError(f"{self.model_path}: no such ONNX file")
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise BackendError(f"{self.model_path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
+        self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
+        self.precision = self.session.get_modelmeta().custom_metadata_map.get("cg_export.precision", "fp32")
+        self._input_name = self.session.get_inputs()[0].name
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the model (the first of the session's providers)."""
+        return self.session.get_providers()[0] if self.session else "inactive"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input_name: batch})[0]

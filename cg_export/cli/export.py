@@ -1,0 +1,98 @@
+"""``cg-export``: checkpoints to ONNX (and, as they land, TensorRT), verified against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cg_export.cli.common import echo, new_app, parse_size, reports_errors
+
+app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
+
+
+@app.callback()
+def _main() -> None:
+    """Export CycleGAN generators to ONNX, checked against PyTorch on real photographs."""
+
+
+@app.command("onnx")
+@reports_errors
+def onnx_command(
+    checkpoint: Path = typer.Argument(..., help="Generator checkpoint: ours (.pt), pytorch-CycleGAN-and-pix2pix "
+                                      "(latest_net_G_A.pth) or PyTorch-GAN (G_AB_<epoch>.pth)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Output .onnx (default: beside the checkpoint)."),
+    opset: int | None = typer.Option(None, help="ONNX opset (default: 17, which TensorRT 8.5+ parses)."),
+    static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
+    batch: int | None = typer.Option(None, help="Fix the batch size (default: dynamic)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Half precision, InstanceNorm kept in fp32, float32 I/O."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch first."),
+    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16)."),
+    arch: str | None = typer.Option(None, help="Force the architecture (e.g. resnet_9blocks) for an ambiguous file."),
+) -> None:
+    """Export a generator checkpoint to ONNX and verify it on real photographs."""
+    from cg_export.export.onnx import export_onnx
+    from cg_export.models import load_generator
+    from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
+
+    static_size = parse_size(static, "--static") if static else None
+    generator = load_generator(checkpoint, arch=arch)
+    echo("loaded", f"{checkpoint} ({generator.source_format}, sha256 {generator.sha256[:12]})")
+    echo("detected" if arch is None else "arch", generator.description)
+    for note in generator.notes:
+        echo("note", note)
+    result = export_onnx(
+        generator, output, opset=opset, static_size=static_size, batch=batch, fp16=fp16, verify=verify,
+        min_psnr_db=min_psnr,
+    )
+    size_mb = result.path.stat().st_size / 1e6
+    shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
+    echo("exported", f"{result.path} ({result.precision}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
+                     f"in {result.export_seconds:.1f} s")
+    if result.parity is None:
+        echo("verify", "skipped (--no-verify)")
+        return
+    for case in result.parity.cases:
+        echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
+    threshold = DEFAULT_MIN_PSNR[result.precision] if min_psnr is None else min_psnr
+    echo("verified", f"{result.precision} vs PyTorch: {result.parity.summary()}; threshold {threshold:g} dB")
+
+
+@app.command("init")
+@reports_errors
+def init_command(
+    arch: str = typer.Argument(..., help="Architecture name, e.g. resnet_9blocks, resnet_upsample, unet_256."),
+    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint file to write (.pt)."),
+    ngf: int | None = typer.Option(None, help="Width of the first layer (default: the architecture's)."),
+    n_blocks: int | None = typer.Option(None, help="Residual blocks (ResNet architectures)."),
+    seed: int = typer.Option(0, help="Random seed of the initialisation."),
+) -> None:
+    """Write an untrained generator (CycleGAN's N(0, 0.02) init): for trying the pipeline, tests and benchmarks."""
+    import torch
+
+    from cg_export.models import create_generator, describe_architecture, save_generator
+    from cg_export.models.init import init_weights
+
+    kwargs = {k: v for k, v in {"ngf": ngf, "n_blocks": n_blocks}.items() if v is not None}
+    torch.manual_seed(seed)
+    model = init_weights(create_generator(arch, **kwargs))
+    save_generator(model, output, meta={"epoch": 0, "step": 0, "untrained": True, "seed": seed})
+    echo("wrote", f"{output}: untrained {describe_architecture(model.config)}")
+
+
+@app.command("list")
+def list_command() -> None:
+    """List the generator architectures that can be built or detected."""
+    from cg_export.models import list_generators
+
+    for name in list_generators():
+        typer.echo(name)
+
+
+def main() -> None:
+    """Console-script entry point of ``cg-export``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""Checkpoint -> verified ONNX model.
+
+The exporter is ``torch.onnx.export(..., dynamo=True)``: it gives a clean graph of Conv / Pad (constant pads) /
+InstanceNormalization / ConvTranspose or Resize / Add / Relu / Tanh with no shape arithmetic, which is what
+TensorRT's parser and ONNX Runtime's fusions want. The TorchScript exporter, by contrast, computes every
+reflection pad's amounts at run time (ConstantOfShape/Slice/Concat chains, ~110 extra nodes on a 9-block
+generator); ``tests/test_export_onnx.py`` pins that choice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from cg_export import __version__
+from cg_export.errors import CgExportError
+from cg_export.files import atomic_output
+from cg_export.models import LoadedGenerator, load_generator
+from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+METADATA_PREFIX = "cg_export."
+
+# Ops whose opset-17 and opset-18 definitions coincide for the way our generators use them: Pad-18 only adds an
+# optional ``axes`` input, Resize-18 two attributes that we check are at their defaults. TensorRT 8.5/8.6
+# (JetPack 5/6) parse up to opset 17, so the exporter's opset-18 graph is relabelled rather than rebuilt.
+_OPSET17_SAFE_OPS = {
+    "Conv", "ConvTranspose", "Pad", "InstanceNormalization", "BatchNormalization", "Relu", "LeakyRelu", "Add",
+    "Tanh", "Resize", "Concat", "Constant", "Identity", "Cast", "Mul", "Sub", "Div", "QuantizeLinear",
+    "DequantizeLinear",
+}
+
+
+@dataclass
+class OnnxExport:
+    """What :func:`export_onnx` produced.
+
+    Attributes:
+        path: The ONNX file written.
+        generator: The source generator and its provenance.
+        precision: ``"fp32"`` or ``"fp16"``.
+        opset: The ONNX opset of the graph.
+        export_seconds: Time to trace, convert and save (verification excluded).
+        parity: Parity against PyTorch, or ``None`` with verification off.
+    """
+
+    path: Path
+    generator: LoadedGenerator
+    precision: str
+    opset: int
+    export_seconds: float
+    parity: ParityReport | None
+
+
+def export_onnx(
+    checkpoint: str | Path | LoadedGenerator,
+    output: str | Path | None = None,
+    *,
+    arch: str | None = None,
+    opset: int | None = None,
+    static_size: tuple[int, int] | None = None,
+    batch: int | None = None,
+    fp16: bool = False,
+    verify: bool = True,
+    min_psnr_db: float | None = None,
+) -> OnnxExport:
+    """Export a generator checkpoint to ONNX and verify it against PyTorch on real photographs.
+
+    Args:
+        checkpoint: Any checkpoint :func:`cg_export.models.load_generator` accepts, or one already loaded.
+        output: The ``.onnx`` path; ``None`` writes ``<checkpoint stem>[_fp16].onnx`` beside the checkpoint.
+        arch: Force the architecture (see ``load_generator``).
+        opset: ONNX opset, 17 (default, readable by TensorRT 8.5+) or newer.
+        static_size: Fix height and width ``(H, W)``; ``None`` keeps them dynamic.
+        batch: Fix the batch size; ``None`` keeps it dynamic.
+        fp16: Half-precision weights and activations, InstanceNorm kept in fp32, float32 inputs and outputs.
+        verify: Compare ONNX Runtime with PyTorch before the file is kept.
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16).
+
+    Returns:
+        What was written and how well it matches.
+
+    Raises:
+        CheckpointError, ArchitectureError: the checkpoint cannot be used.
+        ParityError: verification failed; nothing was written.
+    """
+    generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
+    precision = "fp16" if fp16 else "fp32"
+    output = Path(output) if output is not None else default_output_path(generator.path, precision)
+    if output.resolve() == generator.path.resolve():
+        raise CgExportError(f"{output}: the output would overwrite the checkpoint; choose another -o")
+    opset = DEFAULT_OPSET if opset is None else opset
+    multiple = generator.model.size_multiple
+    if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
+        raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
+
+    started = time.perf_counter()
+    model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
+    if fp16:
+        from cg_export.export.precision import convert_to_fp16
+
+        model = convert_to_fp16(model)
+    add_metadata(model, generator, precision)
+    onnx.checker.check_model(model, full_check=True)
+    with atomic_output(output) as tmp:
+        onnx.save(model, str(tmp))
+        export_seconds = time.perf_counter() - started
+        parity = None
+        if verify:
+            sizes = [static_size] if static_size else verification_sizes(multiple)
+            parity = verify_against_torch(generator.model, tmp, sizes, batch or 2)
+            check_parity(parity, precision, min_psnr_db=min_psnr_db)
+    return OnnxExport(output, generator, precision, opset, export_seconds, parity)
+
+
+def default_output_path(checkpoint: Path, precision: str) -> Path:
+    """``g.pt`` -> ``g.onnx`` (fp32) or ``g_fp16.onnx``, beside the checkpoint."""
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
+
+
+def verification_sizes(multiple: int) -> list[tuple[int, int]]:
+    """A square and a non-square size, both valid for the architecture: 256x256 and 256x384 for ResNets."""
+    side = _round_up(256, multiple)
+    return [(side, side), (side, _round_up(side * 3 // 2, multiple))]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def verify_against_torch(
+    model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int]], photos_per_batch: int = 2
+) -> ParityReport:
+    """ONNX Runtime (CPU) vs the PyTorch generator on real photographs at each size."""
+    from cg_export.backends.onnxruntime import OnnxRuntimeRunner
+    from cg_export.backends.torch import TorchRunner
+
+    inputs = photograph_batches(sizes, photos_per_batch)
+    with TorchRunner(model) as reference, OnnxRuntimeRunner(onnx_path, providers=["CPUExecutionProvider"]) as runner:
+        return measure_parity(reference, runner, inputs)
+
+
+def to_onnx_graph(
+    model: nn.Module,
+    opset: int = DEFAULT_OPSET,
+    static_size: tuple[int, int] | None = None,
+    batch: int | None = None,
+) -> onnx.ModelProto:
+    """Trace a generator into an in-memory ONNX model with NCHW float32 input ``input`` and output ``output``.
+
+    Args:
+        model: The generator (it is not modified).
+        opset: Target opset (17 or newer).
+        static_size: ``(H, W)`` to fix, or ``None`` for dynamic height and width.
+        batch: Batch size to fix, or ``None`` for a dynamic batch.
+    """
+    if opset < DEFAULT_OPSET:
+        raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
+    multiple = model.size_multiple
+    # Example sizes avoid 1 anywhere inside the network: torch.export specialises dimensions that are 1.
+    height, width = static_size or (2 * max(multiple, 32), 2 * max(multiple, 32))
+    example = torch.randn(batch or 2, getattr(model, "config", {}).get("in_channels", 3), height, width)
+    dims: dict[int, Any] = {}
+    if batch is None:
+        dims[0] = torch.export.Dim("batch", min=1, max=4096)
+    if static_size is None:
+        dims[2] = torch.export.Dim("height_blocks", min=1, max=65536 // multiple) * multiple
+        dims[3] = torch.export.Dim("width_blocks", min=1, max=65536 // multiple) * multiple
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            model.eval(),
+            (example,),
+            None,
+            dynamo=True,
+            opset_version=max(opset, 18),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": dims} if dims else None,
+            optimize=True,
+            verbose=False,
+        )
+    graph = program.model_proto
+    _name_dynamic_dims(graph)
+    if opset == 17:
+        _relabel_as_opset17(graph)
+    return graph
+
+
+class _quiet_exporter:
+    """Silence the dynamo exporter's progress prints and warnings (they are noise to a CLI user)."""
+
+    def __enter__(self) -> None:
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        self._levels = {}
+        for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript"):
+            logger = logging.getLogger(name)
+            self._levels[name] = logger.level
+            logger.setLevel(logging.ERROR)
+        import contextlib
+        import io
+
+        self._stdout = contextlib.redirect_stdout(io.StringIO())
+        self._stdout.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stdout.__exit__(*exc)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._warnings.__exit__(*exc)
+
+
+def _name_dynamic_dims(model: onnx.ModelProto) -> None:
+    # The exporter names dims after its symbols ("4*height_blocks"); users and TensorRT profiles see these names.
+    names = ("batch", None, "height", "width")
+    for value in (model.graph.input[0], model.graph.output[0]):
+        for dim, name in zip(value.type.tensor_type.shape.dim, names):
+            if name and dim.HasField("dim_param"):
+                dim.dim_param = name
+    del model.graph.value_info[:]
+
+
+def _relabel_as_opset17(model: onnx.ModelProto) -> None:
+    unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS
+    if unsafe:
+        raise CgExportError(f"--opset 17 is not possible for this graph (ops {sorted(unsafe)}); use --opset 18")
+    for node in model.graph.node:
+        if node.op_type == "Resize":
+            kept = [a for a in node.attribute if a.name not in ("antialias", "keep_aspect_ratio_policy")]
+            dropped = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a not in kept}
+            if dropped.get("antialias", 0) != 0 or dropped.get("keep_aspect_ratio_policy", b"stretch") != b"stretch":
+                raise CgExportError("--opset 17: Resize uses opset-18 features; use --opset 18")
+            del node.attribute[:]
+            node.attribute.extend(kept)
+        if node.op_type == "Pad" and len(node.input) > 3:
+            raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 17
+
+
+def add_metadata(model: onnx.ModelProto, generator: LoadedGenerator, precision: str) -> None:
+    """Record provenance in ``metadata_props`` (visible in Netron) so every later tool can find its reference."""
+    props = {
+        "source_checkpoint": str(generator.path.resolve()),
+        "source_sha256": generator.sha256,
+        "source_format": generator.source_format,
+        "architecture": json.dumps(generator.config, sort_keys=True),
+        "size_multiple": str(generator.model.size_multiple),
+        "value_range": "[-1, 1]",
+        "layout": "NCHW",
+        "precision": precision,
+        "toolkit_version": __version__,
+    }
+    model.producer_name = "cg-export"
+    model.producer_version = __version__
+    model.doc_string = f"CycleGAN generator {generator.description}, exported by cg-export {__version__}"
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in props.items():
+        full = METADATA_PREFIX + key
+        if full in existing:
+            existing[full].value = value
+        else:
+            model.metadata_props.add(key=full, value=value)

@@ -1,0 +1,77 @@
+"""Images in and out of generators: reading, the bundled real photographs, and the [-1, 1] NCHW convention.
+
+Generators take float32 NCHW tensors in [-1, 1] (``x / 127.5 - 1``) and return the same range; 8-bit images
+come back as ``round((y + 1) * 127.5)``. Every backend and the parity checks share these two functions, so a
+model is always fed exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cg_export.errors import ImageError
+
+# Real photographs that scikit-image ships inside its wheel (public domain or CC0; see skimage/data/README.txt),
+# so parity is measured on natural images without downloading anything.
+PHOTOGRAPHS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+
+
+def sample_photographs(count: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """Return up to ``count`` bundled real photographs as ``(name, uint8 HxWx3 RGB array)``.
+
+    Raises:
+        ImageError: scikit-image (which carries the photographs) is not installed.
+    """
+    try:
+        folder = resources.files("skimage") / "data"
+    except ModuleNotFoundError:
+        raise ImageError(
+            "the reference photographs come with scikit-image, which is not installed: pip install scikit-image"
+        ) from None
+    names = PHOTOGRAPHS if count is None else PHOTOGRAPHS[:count]
+    return [(Path(name).stem, load_image(Path(str(folder / name)))) for name in names]
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read any image Pillow can open as uint8 RGB (EXIF orientation applied; grey, alpha and CMYK converted).
+
+    Raises:
+        ImageError: the file is missing, not an image, or truncated.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: not a readable image ({exc})") from None
+
+
+def fit_to_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (bicubic) to cover ``height`` x ``width`` and centre-crop, keeping the aspect ratio."""
+    src_h, src_w = image.shape[:2]
+    scale = max(height / src_h, width / src_w)
+    new_h, new_w = max(height, round(src_h * scale)), max(width, round(src_w * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return resized[top : top + height, left : left + width]
+
+
+def to_model_input(images: list[np.ndarray] | np.ndarray) -> np.ndarray:
+    """uint8 NHWC (or a list of HWC images of one size) -> float32 NCHW in [-1, 1]."""
+    batch = np.stack(images) if isinstance(images, list) else images
+    if batch.ndim == 3:
+        batch = batch[None]
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def to_uint8(output: np.ndarray) -> np.ndarray:
+    """float NCHW in [-1, 1] -> uint8 NHWC, rounding to the nearest level."""
+    scaled = np.clip((np.asarray(output, dtype=np.float32) + 1.0) * 127.5, 0, 255)
+    return np.rint(scaled).astype(np.uint8).transpose(0, 2, 3, 1)

@@ -1,0 +1,119 @@
+"""Output parity between a reference runner and a candidate, measured on real photographs.
+
+Two numbers per case: the max absolute error of the float outputs (in the generator's [-1, 1] range) and the
+PSNR of the 8-bit images a viewer would see. Identical 8-bit outputs give ``inf`` dB.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cg_export.backends.base import Runner
+from cg_export.errors import ParityError
+from cg_export.images import fit_to_size, sample_photographs, to_model_input, to_uint8
+
+# Acceptance thresholds by precision. fp32: a tenth of an 8-bit level (accumulation order alone gives ~1e-4 on a
+# 9-block generator); fp16 and int8 are judged by what a viewer sees (PSNR on 8-bit output).
+DEFAULT_MIN_PSNR = {"fp32": 50.0, "fp16": 40.0, "int8": 30.0}
+FP32_MAX_ABS_ERR = 1e-3
+
+
+@dataclass(frozen=True)
+class ParityCase:
+    """Parity of one input batch: its description, max abs error and 8-bit PSNR."""
+
+    label: str
+    max_abs_err: float
+    psnr_db: float
+
+
+@dataclass
+class ParityReport:
+    """Parity over several inputs; the summary numbers are the worst case."""
+
+    cases: list[ParityCase] = field(default_factory=list)
+
+    @property
+    def max_abs_err(self) -> float:
+        """Largest max-abs error over all cases."""
+        return max((c.max_abs_err for c in self.cases), default=0.0)
+
+    @property
+    def psnr_db(self) -> float:
+        """Lowest PSNR over all cases."""
+        return min((c.psnr_db for c in self.cases), default=math.inf)
+
+    def summary(self) -> str:
+        """One line: worst PSNR and max abs error, and over what."""
+        labels = ", ".join(c.label for c in self.cases)
+        return f"PSNR {format_psnr(self.psnr_db)}, max abs error {self.max_abs_err:.2e} (worst of {labels})"
+
+
+def format_psnr(psnr_db: float) -> str:
+    """``"inf dB"`` for identical outputs, else one decimal."""
+    return "inf dB (identical)" if math.isinf(psnr_db) else f"{psnr_db:.1f} dB"
+
+
+def psnr_8bit(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """PSNR in dB between two float outputs in [-1, 1], after both are rounded to 8-bit images."""
+    diff = to_uint8(reference).astype(np.float64) - to_uint8(candidate).astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def compare_outputs(label: str, reference: np.ndarray, candidate: np.ndarray) -> ParityCase:
+    """Compare two output batches of the same shape."""
+    if reference.shape != candidate.shape:
+        raise ParityError(f"{label}: output shapes differ: {reference.shape} vs {candidate.shape}", None)
+    err = float(np.max(np.abs(reference.astype(np.float64) - candidate.astype(np.float64))))
+    return ParityCase(label, err, psnr_8bit(reference, candidate))
+
+
+def photograph_batches(
+    sizes: list[tuple[int, int]], photos_per_batch: int = 2
+) -> list[tuple[str, np.ndarray]]:
+    """Model inputs made of real photographs, one batch per ``(height, width)``.
+
+    Each batch holds ``photos_per_batch`` different photographs fitted to the size, so the dynamic batch
+    dimension is exercised too.
+    """
+    photos = sample_photographs(photos_per_batch)
+    batches = []
+    for height, width in sizes:
+        images = [fit_to_size(image, height, width) for _, image in photos]
+        names = "+".join(name for name, _ in photos)
+        batches.append((f"{names} @ {height}x{width}", to_model_input(images)))
+    return batches
+
+
+def measure_parity(reference: Runner, candidate: Runner, inputs: list[tuple[str, np.ndarray]]) -> ParityReport:
+    """Run every input through both (already active) runners and compare."""
+    report = ParityReport()
+    for label, batch in inputs:
+        report.cases.append(compare_outputs(label, reference(batch), candidate(batch)))
+    return report
+
+
+def check_parity(
+    report: ParityReport, precision: str, min_psnr_db: float | None = None, max_abs_err: float | None = None
+) -> None:
+    """Raise :class:`ParityError` when ``report`` misses the thresholds for ``precision``.
+
+    Args:
+        report: Measured parity.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``; picks the default thresholds.
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses :data:`DEFAULT_MIN_PSNR`.
+        max_abs_err: Largest acceptable max abs error; ``None`` uses 1e-3 for fp32 and no limit otherwise.
+    """
+    min_psnr = DEFAULT_MIN_PSNR[precision] if min_psnr_db is None else min_psnr_db
+    limit = (FP32_MAX_ABS_ERR if precision == "fp32" else math.inf) if max_abs_err is None else max_abs_err
+    problems = []
+    if report.psnr_db < min_psnr:
+        problems.append(f"PSNR {format_psnr(report.psnr_db)} < {min_psnr:g} dB")
+    if report.max_abs_err > limit:
+        problems.append(f"max abs error {report.max_abs_err:.2e} > {limit:.0e}")
+    if problems:
+        raise ParityError(f"{precision} parity check failed: {'; '.join(problems)} ({report.summary()})", report)

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny real generators written in every checkpoint format the toolkit reads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cg_export.models import create_generator, save_generator
+from cg_export.models.init import init_weights
+
+TINY = {"ngf": 4, "n_blocks": 2}
+
+
+def make_generator(name: str, seed: int = 0, **kwargs) -> nn.Module:
+    """A real generator with CycleGAN's random init (deterministic by seed)."""
+    torch.manual_seed(seed)
+    return init_weights(create_generator(name, **kwargs))
+
+
+def with_legacy_instance_norm_stats(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict a 2018-era pytorch-CycleGAN-and-pix2pix run wrote (InstanceNorm with running stats)."""
+    state = dict(model.state_dict())
+    for name, module in model.named_modules():
+        if isinstance(module, nn.InstanceNorm2d):
+            state[f"{name}.running_mean"] = torch.zeros(module.num_features)
+            state[f"{name}.running_var"] = torch.ones(module.num_features)
+            state[f"{name}.num_batches_tracked"] = torch.tensor(100)
+    return state
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny checkpoints: ours, pytorch-CycleGAN-and-pix2pix bare state dicts, PyTorch-GAN bare state dicts."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    files: dict[str, Path] = {}
+
+    def bare(name: str, state: dict[str, torch.Tensor]) -> None:
+        files[name] = folder / name
+        torch.save(state, files[name])
+
+    ours = make_generator("resnet_tiny")
+    files["ours.pt"] = save_generator(ours, folder / "ours.pt", meta={"epoch": 3, "step": 42})
+    bare("latest_net_G_A.pth", make_generator("resnet", **TINY).state_dict())
+    bare("5_net_G_B.pth", make_generator("resnet", dropout=True, **TINY).state_dict())
+    bare("legacy_net_G_A.pth", with_legacy_instance_norm_stats(make_generator("resnet", **TINY)))
+    bare("dataparallel_net_G.pth", {f"module.{k}": v for k, v in make_generator("resnet", **TINY).state_dict().items()})
+    bare("G_AB_7.pth", make_generator("resnet_upsample", **TINY).state_dict())
+    bare("unet128_net_G.pth", make_generator("unet_128", ngf=4, norm="instance").state_dict())
+    bare("unet256_net_G.pth", make_generator("unet_256", ngf=4).state_dict())
+    return files
+
+
+@pytest.fixture(autouse=True)
+def _two_threads() -> None:
+    # The CI machine has two cores; more threads than that only adds contention.
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
