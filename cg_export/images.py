@@ -17,7 +17,10 @@ from cg_export.errors import ImageError
 
 # Real photographs that scikit-image ships inside its wheel (public domain or CC0; see skimage/data/README.txt),
 # so parity is measured on natural images without downloading anything.
-PHOTOGRAPHS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg")
+PHOTOGRAPHS = (
+    "astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg",
+    "motorcycle_right.png",
+)
 
 
 def sample_photographs(count: int | None = None) -> list[tuple[str, np.ndarray]]:

@@ -26,8 +26,11 @@ def onnx_command(
     static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
     batch: int | None = typer.Option(None, help="Fix the batch size (default: dynamic)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half precision, InstanceNorm kept in fp32, float32 I/O."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
+    calib: Path | None = typer.Option(None, help="Folder of your own photographs to calibrate --int8 on."),
+    calib_method: str | None = typer.Option(None, help="Calibration: minmax, entropy or percentile (default: percentile)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch first."),
-    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16)."),
+    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16, 30 int8)."),
     arch: str | None = typer.Option(None, help="Force the architecture (e.g. resnet_9blocks) for an ambiguous file."),
 ) -> None:
     """Export a generator checkpoint to ONNX and verify it on real photographs."""
@@ -42,8 +45,8 @@ def onnx_command(
     for note in generator.notes:
         echo("note", note)
     result = export_onnx(
-        generator, output, opset=opset, static_size=static_size, batch=batch, fp16=fp16, verify=verify,
-        min_psnr_db=min_psnr,
+        generator, output, opset=opset, static_size=static_size, batch=batch, fp16=fp16, int8=int8, calib=calib,
+        calib_method=calib_method, verify=verify, min_psnr_db=min_psnr,
     )
     size_mb = result.path.stat().st_size / 1e6
     shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"

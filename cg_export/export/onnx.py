@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class OnnxExport:
     Attributes:
         path: The ONNX file written.
         generator: The source generator and its provenance.
-        precision: ``"fp32"`` or ``"fp16"``.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"``.
         opset: The ONNX opset of the graph.
         export_seconds: Time to trace, convert and save (verification excluded).
         parity: Parity against PyTorch, or ``None`` with verification off.
@@ -72,6 +72,9 @@ def export_onnx(
     static_size: tuple[int, int] | None = None,
     batch: int | None = None,
     fp16: bool = False,
+    int8: bool = False,
+    calib: str | Path | None = None,
+    calib_method: str | None = None,
     verify: bool = True,
     min_psnr_db: float | None = None,
 ) -> OnnxExport:
@@ -85,8 +88,12 @@ def export_onnx(
         static_size: Fix height and width ``(H, W)``; ``None`` keeps them dynamic.
         batch: Fix the batch size; ``None`` keeps it dynamic.
         fp16: Half-precision weights and activations, InstanceNorm kept in fp32, float32 inputs and outputs.
+        int8: Static int8 quantization in QDQ form (see :mod:`cg_export.export.quantize`); needs ``calib``.
+        calib: Folder of photographs to calibrate int8 on (the user's own; never random noise).
+        calib_method: ``minmax``, ``entropy`` or ``percentile``; ``None`` uses the default recipe's.
         verify: Compare ONNX Runtime with PyTorch before the file is kept.
-        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16).
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
+            30 dB int8).
 
     Returns:
         What was written and how well it matches.
@@ -95,8 +102,14 @@ def export_onnx(
         CheckpointError, ArchitectureError: the checkpoint cannot be used.
         ParityError: verification failed; nothing was written.
     """
+    if fp16 and int8:
+        raise CgExportError("choose one of --fp16 and --int8")
+    if int8 and calib is None:
+        raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
+    if calib is not None and not int8:
+        raise CgExportError("--calib only applies with --int8")
     generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
-    precision = "fp16" if fp16 else "fp32"
+    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     output = Path(output) if output is not None else default_output_path(generator.path, precision)
     if output.resolve() == generator.path.resolve():
         raise CgExportError(f"{output}: the output would overwrite the checkpoint; choose another -o")
@@ -111,6 +124,12 @@ def export_onnx(
         from cg_export.export.precision import convert_to_fp16
 
         model = convert_to_fp16(model)
+    if int8:
+        from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
+
+        recipe = DEFAULT_RECIPE if calib_method is None else replace(DEFAULT_RECIPE, calibration_method=calib_method)
+        images = list(calibration_batches(calib, size=verification_sizes(multiple)[0][0]))
+        model = quantize_int8(model, images, recipe, progress=True)
     add_metadata(model, generator, precision)
     onnx.checker.check_model(model, full_check=True)
     with atomic_output(output) as tmp:

@@ -1,0 +1,120 @@
+"""INT8: QDQ structure TensorRT accepts, calibration from photographs only, the verification gate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from cg_export.errors import CgExportError, ParityError
+from cg_export.export.onnx import export_onnx, to_onnx_graph
+from cg_export.export.quantize import (
+    DEFAULT_RECIPE, Int8Recipe, calibration_batches, image_facing_convs, quantize_int8,
+)
+from cg_export.images import sample_photographs
+from cg_export.models import load_generator
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    """Calibration photographs in a folder, with a sub-folder and one broken file, as users have them."""
+    folder = tmp_path_factory.mktemp("calib")
+    (folder / "nested").mkdir()
+    for index, (name, image) in enumerate(sample_photographs()[2:5]):
+        target = folder / ("nested" if index == 0 else ".") / f"{name}.jpg"
+        Image.fromarray(image).save(target, quality=92)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "notes.txt").write_text("not an image, ignored by extension")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def quantized(checkpoints, photo_folder) -> onnx.ModelProto:
+    graph = to_onnx_graph(load_generator(checkpoints["latest_net_G_A.pth"]).model)
+    return quantize_int8(graph, list(calibration_batches(photo_folder, size=64)))
+
+
+def test_qdq_is_symmetric_int8_per_channel(quantized):
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer}
+    quant_nodes = [n for n in quantized.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert quant_nodes
+    for node in quant_nodes:
+        zero_point = inits[node.input[2]]
+        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+    per_channel = [n for n in quant_nodes if inits[n.input[1]].size > 1]
+    assert per_channel, "weights must be quantized per output channel"
+
+
+def test_image_facing_convs_and_norms_stay_float(quantized):
+    producers = {out: n for n in quantized.graph.node for out in n.output}
+    convs = [n for n in quantized.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    first, last = convs[0], convs[-1]
+    # The first and last convolutions read a float tensor and a float weight (no DequantizeLinear before them).
+    for node in (first, last):
+        assert node.input[1] in {i.name for i in quantized.graph.initializer}
+        assert producers.get(node.input[0]) is None or producers[node.input[0]].op_type != "DequantizeLinear"
+    # Every other convolution is quantized: its input and weight come out of DequantizeLinear.
+    for node in convs[1:-1]:
+        assert producers[node.input[0]].op_type == "DequantizeLinear"
+        assert producers[node.input[1]].op_type == "DequantizeLinear"
+    assert quantized.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
+def test_image_facing_convs_are_first_and_last(checkpoints):
+    graph = to_onnx_graph(load_generator(checkpoints["ours.pt"]).model)
+    convs = [n.name for n in graph.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert image_facing_convs(graph) == [convs[0], convs[-1]]
+
+
+def test_calibration_reads_nested_folders_and_skips_bad_files(photo_folder):
+    batches = list(calibration_batches(photo_folder, size=64))
+    assert len(batches) == 3
+    assert all(b.shape == (1, 3, 64, 64) and b.dtype == np.float32 for b in batches)
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d / "absent", "no such folder"),
+    (lambda d: d, "no images found"),
+])
+def test_calibration_folder_errors(tmp_path, setup, message):
+    (tmp_path / "readme.md").write_text("no pictures here")
+    with pytest.raises(CgExportError, match=message):
+        list(calibration_batches(setup(tmp_path)))
+
+
+def test_all_unreadable_calibration_folder(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"garbage")
+    with pytest.raises(CgExportError, match="none of the 1 images could be read"):
+        list(calibration_batches(tmp_path))
+
+
+def test_int8_needs_photographs(checkpoints, tmp_path):
+    with pytest.raises(CgExportError, match="needs --calib"):
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", int8=True)
+    with pytest.raises(CgExportError, match="one of --fp16 and --int8"):
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", int8=True, fp16=True, calib=tmp_path)
+    with pytest.raises(CgExportError, match="only applies with --int8"):
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", calib=tmp_path)
+    with pytest.raises(CgExportError, match="calibration method 'bogus'"):
+        quantize_int8(onnx.ModelProto(), [np.zeros((1, 3, 8, 8), np.float32)], Int8Recipe(calibration_method="bogus"))
+
+
+def test_int8_end_to_end_is_gated_and_recorded(checkpoints, photo_folder, tmp_path):
+    target = tmp_path / "g_int8.onnx"
+    with pytest.raises(ParityError, match="int8 parity check failed"):
+        export_onnx(checkpoints["ours.pt"], target, int8=True, calib=photo_folder, min_psnr_db=99)
+    assert not target.exists()
+    result = export_onnx(checkpoints["ours.pt"], target, int8=True, calib=photo_folder, min_psnr_db=0)
+    model = onnx.load(str(target))
+    assert {p.key: p.value for p in model.metadata_props}["cg_export.precision"] == "int8"
+    assert Counter(n.op_type for n in model.graph.node)["QuantizeLinear"] > 0
+    assert result.precision == "int8" and result.parity.psnr_db > 0
+
+
+def test_default_recipe_is_symmetric_percentile():
+    assert DEFAULT_RECIPE.calibration_method in ("minmax", "entropy", "percentile")
+    assert DEFAULT_RECIPE.keep_first_and_last_conv
