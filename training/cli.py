@@ -1,0 +1,71 @@
+"""``cg-train``: train CycleGAN on two folders of unpaired images; a thin layer over :func:`training.trainer.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cg_export.cli.common import new_app, reports_errors
+
+app = new_app("Train CycleGAN on unpaired images; writes G_AB.pt and G_BA.pt that cg-export onnx takes as they are.")
+
+
+@app.command()
+@reports_errors
+def train_command(
+    dataroot: Path = typer.Argument(..., help="Data root holding trainA/ and trainB/ (or train/A/ and train/B/)."),
+    name: str = typer.Option(..., "--name", help="Run name: outputs go to OUT/NAME/."),
+    out: Path | None = typer.Option(None, "--out", help="Folder of runs (default: runs)."),
+    epochs: int | None = typer.Option(None, help="Total epochs (default: 200)."),
+    decay_epoch: int | None = typer.Option(None, help="Epoch from which the learning rate decays linearly to zero "
+                                           "at --epochs (default: half of --epochs, 100)."),
+    image_size: int | None = typer.Option(None, help="Side of the square training crops (default: 256)."),
+    batch_size: int | None = typer.Option(None, help="Images per domain per step (default: 1)."),
+    arch: str | None = typer.Option(None, help="Generator architecture (default: resnet_9blocks; also "
+                                    "resnet_upsample, resnet_6blocks, unet_256, ...; see cg-export list)."),
+    n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
+    ngf: int | None = typer.Option(None, help="Width of the generator's first layer (default: 64)."),
+    ndf: int | None = typer.Option(None, help="Width of the discriminators' first layer (default: 64)."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: 2e-4)."),
+    lambda_cyc: float | None = typer.Option(None, help="Cycle-consistency (L1) weight (default: 10)."),
+    lambda_id: float | None = typer.Option(None, help="Identity (L1) weight, absolute, 0 turns it off (default: 5)."),
+    pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off (default: 50)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: off)."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
+                                              help="NHWC memory format on CUDA (default: off)."),
+    seed: int | None = typer.Option(None, help="Random seed (default: drawn, recorded, and reused on --resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue OUT/NAME from its last save."),
+    save_every: int | None = typer.Option(None, help="Also save every this many steps (always: every epoch)."),
+    workers: int | None = typer.Option(None, help="Image-decoding processes (default: 0 on CPU, 4 on CUDA)."),
+    log_every: int | None = typer.Option(None, help="Log averaged losses every this many steps (default: 100)."),
+    samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid (default: 3)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
+) -> None:
+    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay)."""
+    from training.trainer import DEFAULT_OUT, STATE_FILE, train
+
+    try:
+        train(
+            dataroot, name, out=out, resume=resume, progress=progress,
+            epochs=epochs, decay_epoch=decay_epoch, image_size=image_size, batch_size=batch_size, arch=arch,
+            n_blocks=n_blocks, ngf=ngf, ndf=ndf, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
+            pool_size=pool_size, device=device, amp=amp, channels_last=channels_last, seed=seed,
+            save_every=save_every, workers=workers, log_every=log_every, samples=samples,
+        )
+    except KeyboardInterrupt:
+        saved = (out or DEFAULT_OUT).expanduser() / name / STATE_FILE
+        hint = "the last save is intact: continue with the same command and --resume" if saved.exists() else (
+            "nothing was saved yet: start it again without --resume")
+        typer.echo(f"interrupted; {hint}", err=True)
+        raise typer.Exit(130) from None
+
+
+def main() -> None:
+    """Console-script entry point of ``cg-train``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Training options: every default of ``cg-train`` lives here, in one place.
+
+The defaults are the CycleGAN paper's and its reference code's (pytorch-CycleGAN-and-pix2pix, PyTorch-GAN):
+200 epochs with a linear learning-rate decay to zero over the last 100, Adam(2e-4, 0.5, 0.999), LSGAN, cycle
+weight 10, identity weight 5, a 50-image replay buffer, batch 1, 256x256 crops of images resized to 1.12x.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from training.errors import TrainingError
+
+#: Options that may differ when a run is resumed: they change where and how fast it runs, not what it computes.
+RESUMABLE_CHANGES = frozenset({"device", "save_every", "workers", "log_every"})
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What a CycleGAN run trains and how. Field names are the library's and the CLI's (``--decay-epoch``).
+
+    Attributes:
+        epochs: Total epochs; the learning rate reaches zero at the end of the last one.
+        decay_epoch: Epoch (0-based) from which the learning rate decays linearly to zero at ``epochs``;
+            ``decay_epoch == epochs`` keeps it constant. ``None`` is half of ``epochs`` (100 of the paper's 200).
+        image_size: Side of the square training crops (images are first resized so the shorter side is
+            ``int(1.12 * image_size)``, as both reference implementations do).
+        batch_size: Images per domain per step.
+        arch: Generator registry name (``resnet_9blocks``, ``resnet_upsample``, ``resnet_6blocks``, ``unet_256`` ...).
+        n_blocks: Residual blocks of a ResNet generator; ``None`` keeps the architecture's own count.
+        ngf: Width of the generator's first layer; ``None`` keeps the architecture's default (64).
+        ndf: Width of the PatchGAN discriminators' first layer.
+        lr: Adam learning rate of generators and discriminators.
+        beta1: Adam's first-moment decay.
+        beta2: Adam's second-moment decay.
+        lambda_cyc: Weight of the L1 cycle-consistency loss (each direction).
+        lambda_id: Weight of the L1 identity loss (each direction), an absolute weight as in PyTorch-GAN's
+            ``lambda_id``. pytorch-CycleGAN-and-pix2pix writes the same thing as ``lambda_identity * lambda_A``
+            (0.5 x 10 = 5). 0 turns the identity loss off and skips its two generator passes.
+        pool_size: Fakes remembered per direction by the replay buffer; 0 turns it off.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
+        channels_last: NHWC memory format on CUDA (faster convolutions on tensor cores).
+        seed: Seed of every random choice; ``None`` draws one and records it, so the run can still be resumed exactly.
+        save_every: Also save the training state every this many steps (the state is always saved every epoch).
+        workers: Image-decoding worker processes; ``None`` uses 0 on the CPU (training needs the cores) and up to
+            4 on CUDA. The data order and augmentation do not depend on it.
+        log_every: Write averaged losses to ``losses.jsonl`` every this many steps (and once per epoch).
+        samples: Images per domain in each epoch's sample grid.
+    """
+
+    epochs: int = 200
+    decay_epoch: int | None = None
+    image_size: int = 256
+    batch_size: int = 1
+    arch: str = "resnet_9blocks"
+    n_blocks: int | None = None
+    ngf: int | None = None
+    ndf: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cyc: float = 10.0
+    lambda_id: float = 5.0
+    pool_size: int = 50
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    seed: int | None = None
+    save_every: int | None = None
+    workers: int | None = None
+    log_every: int = 100
+    samples: int = 3
+
+    @classmethod
+    def from_overrides(cls, **overrides: Any) -> TrainOptions:
+        """Defaults with every non-``None`` override applied (how the CLI's unset options reach the library).
+
+        Raises:
+            TrainingError: an unknown option or an invalid value.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TrainingError(f"unknown training option(s): {', '.join(unknown)}")
+        options = cls(**{k: v for k, v in overrides.items() if v is not None})
+        if options.decay_epoch is None:
+            options = dataclasses.replace(options, decay_epoch=options.epochs // 2)
+        options.validate()
+        return options
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
+        """Rebuild options saved by :meth:`as_dict` (unknown keys from newer versions are an error)."""
+        return cls.from_overrides(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every option."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> TrainOptions:
+        """A copy with ``changes`` applied and validated."""
+        options = dataclasses.replace(self, **changes)
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        """Check every value.
+
+        Raises:
+            TrainingError: naming the first bad option and what it accepts.
+        """
+        positive = {"epochs": self.epochs, "image_size": self.image_size, "batch_size": self.batch_size,
+                    "ndf": self.ndf, "log_every": self.log_every, "samples": self.samples}
+        for name, value in positive.items():
+            if int(value) != value or value < 1:
+                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+        for name, value in {"ngf": self.ngf, "save_every": self.save_every}.items():
+            if value is not None and (int(value) != value or value < 1):
+                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+        for name, value in {"n_blocks": self.n_blocks, "workers": self.workers, "pool_size": self.pool_size}.items():
+            if value is not None and (int(value) != value or value < 0):
+                raise TrainingError(f"--{_flag(name)} must be zero or a positive whole number, not {value!r}")
+        if self.decay_epoch is None or not 0 <= self.decay_epoch <= self.epochs:
+            raise TrainingError(
+                f"--decay-epoch {self.decay_epoch} must lie between 0 and --epochs {self.epochs} "
+                "(the learning rate decays linearly from it to zero at --epochs)"
+            )
+        if not self.lr > 0:
+            raise TrainingError(f"--lr must be positive, not {self.lr!r}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise TrainingError("Adam betas must lie in [0, 1)")
+        if self.lambda_cyc < 0 or self.lambda_id < 0:
+            raise TrainingError("--lambda-cyc and --lambda-id must not be negative")
+        if self.image_size < 32:
+            # Three stride-2 stages and two 4x4 convolutions leave the PatchGAN no output below 24 px.
+            raise TrainingError(f"--image-size {self.image_size} is too small: the 70x70 PatchGAN needs 32 or more")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise TrainingError(f"--seed must lie in [0, 2**63), not {self.seed}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
