@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from cg_export.errors import BackendError
+from cg_export.errors import BackendError, MissingDependencyError
+
+# File extensions runner_for() knows; TensorRT engines go by either name.
+ENGINE_SUFFIXES = (".engine", ".plan")
+MODEL_SUFFIXES = (".pt", ".pth", ".onnx", *ENGINE_SUFFIXES)
+TENSORRT_HINT = "on a Jetson it comes with JetPack; on x86, pip install tensorrt (from NVIDIA's package index)"
 
 
 class Runner(abc.ABC):
@@ -72,24 +78,58 @@ class Runner(abc.ABC):
         """``backend precision on device``, for log lines and reports."""
         return f"{self.name} {self.precision} on {self.device}"
 
+    def compute_timer(self, batch: np.ndarray) -> Callable[[], float] | None:
+        """A way to time the computation alone, without the host-device copies, for benchmarks.
+
+        Backends that compute on the host return ``None``: their end-to-end time *is* their compute time.
+        Device backends copy ``batch`` to the device once and return a function that runs one inference on it,
+        leaves the output on the device, waits for the device, and returns the device time in milliseconds.
+        The runner must be active; the returned function holds the device buffers until it is dropped.
+
+        Args:
+            batch: Float32 NCHW input, the same an ordinary call takes.
+        """
+        return None
+
 
 def runner_for(model_path: str | Path, **options: Any) -> Runner:
     """Build the runner a model file needs, chosen by its extension.
 
     Args:
-        model_path: ``.pt`` / ``.pth`` (PyTorch checkpoint) or ``.onnx``.
+        model_path: ``.pt`` / ``.pth`` (PyTorch checkpoint), ``.onnx``, or ``.engine`` / ``.plan`` (TensorRT).
         **options: Passed to the runner (``device``, ``providers`` ...).
 
     Raises:
-        BackendError: the extension belongs to no backend.
+        BackendError: the extension belongs to no backend, or this installation lacks the backend's module.
+        MissingDependencyError: the runtime the file needs (torch, tensorrt) is not installed.
     """
     suffix = Path(model_path).suffix.lower()
     if suffix in (".pt", ".pth"):
-        from cg_export.backends.torch import TorchRunner
-
+        try:
+            from cg_export.backends.torch import TorchRunner
+        except ImportError as exc:
+            if exc.name != "torch":
+                raise
+            raise MissingDependencyError("torch", "to run PyTorch checkpoints", "pip install torch") from None
         return TorchRunner.from_checkpoint(model_path, **options)
     if suffix == ".onnx":
         from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(model_path, **options)
-    raise BackendError(f"{model_path}: unknown model type {suffix!r}; expected .pt, .pth or .onnx")
+    if suffix in ENGINE_SUFFIXES:
+        # Imported only here: the TensorRT backend needs tensorrt and CUDA bindings, which most machines lack.
+        try:
+            from cg_export.backends.tensorrt import TensorRTRunner
+        except ImportError as exc:
+            if exc.name == "cg_export.backends.tensorrt":
+                raise BackendError(
+                    f"{model_path}: this cg-export installation has no TensorRT backend "
+                    "(cg_export.backends.tensorrt); upgrade cg-export"
+                ) from None
+            if exc.name and exc.name.split(".")[0] in ("tensorrt", "cuda"):
+                raise MissingDependencyError(exc.name.split(".")[0], "to run TensorRT engines", TENSORRT_HINT) from None
+            raise
+        return TensorRTRunner(model_path, **options)
+    raise BackendError(
+        f"{model_path}: unknown model type {suffix!r}; expected .pt, .pth, .onnx, .engine or .plan"
+    )

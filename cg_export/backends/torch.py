@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from cg_export.backends.base import Runner
+from cg_export.errors import BackendError
 
 
 class TorchRunner(Runner):
@@ -41,10 +43,46 @@ class TorchRunner(Runner):
         return cls(load_generator(path, arch=arch).model, **options)  # type: ignore[arg-type]
 
     def _activate(self) -> None:
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(
+                f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"
+            )
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
+
+    def to_device(self, batch: np.ndarray) -> torch.Tensor:
+        """Copy a host batch to the runner's device, dtype and memory format."""
+        return torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=self._memory_format)
+
+    def run_on_device(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the model on a tensor made by :meth:`to_device`; the output stays on the device.
+
+        Subclasses that change how the model executes (CUDA graphs, compiled modules) override this one method;
+        host copies and timing stay the same for them.
+        """
+        return self.model(x)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=self._memory_format)
-            y = self.model(x)
-            return y.float().cpu().numpy()
+            return self.run_on_device(self.to_device(batch)).float().cpu().numpy()
+
+    def compute_timer(self, batch: np.ndarray) -> Callable[[], float] | None:
+        """On CUDA, the model's device time on a resident input, measured with CUDA events; ``None`` on the CPU.
+
+        See :meth:`Runner.compute_timer`.
+        """
+        if not str(self.device).startswith("cuda"):
+            return None
+        with torch.inference_mode():
+            x = self.to_device(batch)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def run_once() -> float:
+            with torch.inference_mode():
+                start.record()
+                self.run_on_device(x)
+                end.record()
+            # The events time the GPU between them, not the host; elapsed_time needs the end event reached.
+            end.synchronize()
+            return start.elapsed_time(end)
+
+        return run_once
