@@ -1,0 +1,91 @@
+"""``cg-export trt`` (build a verified TensorRT engine) and ``cg-export check`` (TensorRT pre-flight, no GPU).
+
+Both are thin: options are parsed and passed one-to-one to :func:`cg_export.export.trt.build_engine` and
+:func:`cg_export.check.check_file`; unset options stay ``None`` so the library owns every default.
+``register(app)`` adds them to the ``cg-export`` app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cg_export.cli.common import echo, reports_errors
+
+
+@reports_errors
+def trt_command(
+    source: Path = typer.Argument(..., help="An .onnx model (fp32, fp16, or QDQ int8) or a generator checkpoint."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Engine file (default: <source>[_fp16].engine)."),
+    fp16: bool = typer.Option(False, "--fp16", help="FP16 engine (the way the installed TensorRT wants it asked)."),
+    int8: bool = typer.Option(False, "--int8", help="INT8 engine from a QDQ ONNX model (explicit quantization)."),
+    calib: Path | None = typer.Option(None, help="Calibration images for INT8 (made by cg-export onnx --int8)."),
+    workspace: int | None = typer.Option(None, "--workspace", help="Builder workspace limit in MiB."),
+    min_shape: str | None = typer.Option(None, help="Smallest input NxCxHxW (default 1x3x128x128)."),
+    opt_shape: str | None = typer.Option(None, help="Input NxCxHxW to optimise for (default 1x3x256x256)."),
+    max_shape: str | None = typer.Option(None, help="Largest input NxCxHxW (default 1x3x1024x1024)."),
+    timing_cache: Path | None = typer.Option(None, help="Timing cache file, read and updated: fast rebuilds."),
+    dla_core: int | None = typer.Option(None, help="Build for this DLA core (Jetson), GPU fallback on; FP16/INT8."),
+    builder_optimization_level: int | None = typer.Option(None, help="0-5 (TensorRT 8.6+, default 3)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with the reference on photographs."),
+    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default 50 fp32, 40 fp16, 30 int8)."),
+    arch: str | None = typer.Option(None, help="Force the architecture of a checkpoint source."),
+) -> None:
+    """Build a TensorRT engine, check its layers' precision and its output, and write it with a JSON sidecar."""
+    from cg_export.export.trt import build_engine, parse_shape
+    from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
+
+    shapes = {
+        name: parse_shape(text, option) if text is not None else None
+        for name, text, option in (("min_shape", min_shape, "--min-shape"), ("opt_shape", opt_shape, "--opt-shape"),
+                                   ("max_shape", max_shape, "--max-shape"))
+    }
+    result = build_engine(
+        source, output, fp16=fp16, int8=int8, calib=calib, workspace_mb=workspace, timing_cache=timing_cache,
+        dla_core=dla_core, builder_optimization_level=builder_optimization_level, verify=verify,
+        min_psnr_db=min_psnr, arch=arch, **shapes,
+    )
+    for note in result.notes:
+        echo("note", note)
+    echo("built", f"{result.precision} engine with TensorRT {result.tensorrt_version} on {result.gpu} "
+                  f"in {result.build_seconds:.1f} s; profile {result.profile.describe()}")
+    echo("layers", result.layers.summary())
+    if result.parity is None:
+        echo("verify", "skipped (--no-verify)")
+    else:
+        for case in result.parity.cases:
+            echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
+        threshold = DEFAULT_MIN_PSNR[result.precision] if min_psnr is None else min_psnr
+        echo("verified", f"{result.precision} vs {result.reference}: {result.parity.summary()}; "
+                         f"threshold {threshold:g} dB")
+    size_mb = result.path.stat().st_size / 1e6
+    echo("wrote", f"{result.path} ({size_mb:.1f} MB) and {result.sidecar.name}")
+
+
+@reports_errors
+def check_command(
+    model: Path = typer.Argument(..., help="The .onnx model to check."),
+    target: str = typer.Option("trt", help="trt (installed TensorRT, else 8.5) or trt=VERSION, e.g. trt=8.6."),
+    dla: bool = typer.Option(False, "--dla", help="Also check what DLA (Jetson Xavier / Orin) can run."),
+) -> None:
+    """Pre-flight an ONNX model for TensorRT without a GPU: what the parser (and DLA) of a version will refuse."""
+    from cg_export.check import check_file, default_version, parse_target
+
+    report = check_file(model, target, dla=dla)
+    why = "" if parse_target(target) else f" ({default_version()[1]})"
+    echo("target", f"{report.target}{why}")
+    echo("model", f"{model}: opset {report.opset}, {report.nodes} nodes")
+    for finding in report.findings:
+        echo(finding.severity, str(finding))
+    verdict = "ok" if report.ok else "refused"
+    counts = ", ".join(f"{report.count(kind)} {kind}(s)" for kind in ("error", "warning", "note"))
+    echo(verdict, counts)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``trt`` and ``check`` to the ``cg-export`` app."""
+    app.command("trt")(trt_command)
+    app.command("check")(check_command)
