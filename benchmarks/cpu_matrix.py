@@ -29,9 +29,10 @@ from cg_export import bench  # noqa: E402
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from cg_export.backends.torch import TorchRunner  # noqa: E402
 from cg_export.export.onnx import export_onnx  # noqa: E402
-from cg_export.files import atomic_output  # noqa: E402
+from cg_export.files import atomic_output, sha256_of  # noqa: E402
 from cg_export.models import create_generator, save_generator  # noqa: E402
 from cg_export.models.init import init_weights  # noqa: E402
+from training.demo_data import make_demo_dataset  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # (size, warm-up, timed iterations): a 512x512 run of this generator takes about 3 s on 2 cores.
@@ -60,17 +61,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=RESULTS / "cpu_matrix.json", help="JSON report (Markdown beside)")
     parser.add_argument("--ngf", type=int, default=64, help="generator width (smaller for a quick try)")
+    parser.add_argument("--checkpoint", type=Path, help="a trained generator to use instead of a random-init one")
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        model = init_weights(create_generator("resnet_9blocks", ngf=args.ngf))
-        checkpoint = save_generator(model, Path(tmp) / "resnet_9blocks.pt", meta={"untrained": True, "seed": 0})
+        if args.checkpoint:
+            checkpoint = args.checkpoint
+        else:
+            model = init_weights(create_generator("resnet_9blocks", ngf=args.ngf))
+            checkpoint = save_generator(model, Path(tmp) / "resnet_9blocks.pt", meta={"untrained": True, "seed": 0})
         fp32 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks.onnx", verify=False).path
         fp16 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_fp16.onnx", fp16=True, verify=False).path
-        print(f"exported fp32 and fp16 ONNX in {time.perf_counter() - started:.0f} s")
-        files = bench.targets_from_files([checkpoint, fp32, fp16])
+        # int8 calibrated on the embedded demo dataset's domain-A crops (never on the parity photographs).
+        calib = make_demo_dataset(Path(tmp) / "demo", size=256, train_per_domain=32, test_per_domain=0) / "trainA"
+        int8 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_int8.onnx", int8=True, calib=calib,
+                           verify=False).path
+        print(f"exported fp32, fp16 and int8 ONNX in {time.perf_counter() - started:.0f} s")
+        files = bench.targets_from_files([checkpoint, fp32, fp16, int8])
         targets = [dataclasses.replace(t, label=t.path.name) for t in files]
         reference = bench.find_reference([checkpoint])
         results = []
@@ -98,8 +107,11 @@ def main() -> None:
     for name, o in overhead.items():
         markdown += (f"| {name} | {o['harness_p50_ms']:.1f} | {o['bare_p50_ms']:.1f} | "
                      f"{o['difference_pct']:+.1f}% |\n")
-    markdown += (f"\nGenerator: resnet_9blocks, ngf {args.ngf}, CycleGAN N(0, 0.02) init, seed 0. Command: "
-                 f"`python benchmarks/cpu_matrix.py`; total {time.perf_counter() - started:.0f} s. One-minute load "
+    generator = (f"{args.checkpoint.name} (sha256 {sha256_of(args.checkpoint)[:12]})" if args.checkpoint
+                 else f"resnet_9blocks, ngf {args.ngf}, CycleGAN N(0, 0.02) init, seed 0")
+    command = "python benchmarks/cpu_matrix.py" + (f" --checkpoint {args.checkpoint.name}" if args.checkpoint else "")
+    markdown += (f"\nGenerator: {generator}. int8: calibrated on 32 demo-dataset crops. Command: "
+                 f"`{command}`; total {time.perf_counter() - started:.0f} s. One-minute load "
                  f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores "
                  "(above the core count, other processes competed for the CPU and slowed some rows).\n")
     with atomic_output(args.out.with_suffix(".md")) as out:

@@ -369,8 +369,9 @@ def _qdq_findings(
         found.append(("error", "uint8 quantization: TensorRT takes signed int8 (symmetric, zero point 0); quantize "
                                "activations and weights as QInt8 with symmetric ranges"))
     elif zero_point.dtype == np.int32:
-        found.append(("error", "int32 DequantizeLinear (a quantized bias): TensorRT dequantizes int8 only; keep "
-                               "biases float (ONNX Runtime's quantizer: extra_options QuantizeBias=False)"))
+        found.append(("warning", "int32 DequantizeLinear (a quantized bias): TensorRT dequantizes int8 only; "
+                                 "cg-export trt folds these into float biases, other tools (trtexec) need that "
+                                 "done first (cg_export.export.quantize.fold_bias_dequantization)"))
     elif zero_point.dtype != np.int8:
         found.append(("error", f"{zero_point.dtype} quantization: TensorRT's INT8 path takes int8 zero points"))
     if zero_point is not None and np.any(zero_point != 0):

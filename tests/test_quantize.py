@@ -44,7 +44,10 @@ def test_qdq_is_symmetric_int8_per_channel(quantized):
     assert quant_nodes
     for node in quant_nodes:
         zero_point = inits[node.input[2]]
-        assert zero_point.dtype == np.int8 and not zero_point.any(), node.name
+        assert not zero_point.any(), node.name
+        # int8 everywhere, except the int32 biases (input scale x weight scale) ORT's integer kernels take.
+        is_bias = node.op_type == "DequantizeLinear" and inits.get(node.input[0], zero_point).dtype == np.int32
+        assert zero_point.dtype == (np.int32 if is_bias else np.int8), node.name
     per_channel = [n for n in quant_nodes if inits[n.input[1]].size > 1]
     assert per_channel, "weights must be quantized per output channel"
 
@@ -118,3 +121,40 @@ def test_int8_end_to_end_is_gated_and_recorded(checkpoints, photo_folder, tmp_pa
 def test_default_recipe_is_symmetric_percentile():
     assert DEFAULT_RECIPE.calibration_method in ("minmax", "entropy", "percentile")
     assert DEFAULT_RECIPE.keep_first_and_last_conv
+
+
+def test_biases_are_int32_for_ort_and_folded_to_float_for_tensorrt(quantized):
+    from cg_export.check import check_model
+    from cg_export.export.quantize import fold_bias_dequantization
+
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer}
+    int32_dq = [n for n in quantized.graph.node
+                if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int32]
+    assert int32_dq, "ONNX Runtime fuses integer convolutions only with int32 biases"
+    folded = fold_bias_dequantization(quantized)
+    folded_inits = {i.name: onnx.numpy_helper.to_array(i) for i in folded.graph.initializer}
+    for node in int32_dq:
+        bias = folded_inits[node.output[0]]
+        expected = inits[node.input[0]].astype(np.float64) * inits[node.input[1]]
+        assert bias.dtype == np.float32 and np.allclose(bias, expected, rtol=1e-6)
+    assert not [n for n in folded.graph.node if n.op_type == "DequantizeLinear"
+                and folded_inits.get(n.input[0], np.zeros(1, np.int8)).dtype == np.int32]
+    onnx.checker.check_model(folded, full_check=True)
+    before = [f for f in check_model(quantized, (8, 6)).findings if "int32" in f.message]
+    assert before and all(f.severity == "warning" for f in before)
+    assert not [f for f in check_model(folded, (8, 6)).findings if f.severity == "error"]
+
+
+def test_equalization_keeps_the_float_output(checkpoints, photo_folder):
+    from cg_export.export.quantize import equalize_pre_norm_convs
+    import onnxruntime as ort
+
+    graph = to_onnx_graph(load_generator(checkpoints["latest_net_G_A.pth"]).model)
+    batches = list(calibration_batches(photo_folder, size=64))
+    equalized = equalize_pre_norm_convs(graph, batches)
+    x = batches[0]
+    before = ort.InferenceSession(graph.SerializeToString()).run(None, {"input": x})[0]
+    after = ort.InferenceSession(equalized.SerializeToString()).run(None, {"input": x})[0]
+    assert np.abs(before - after).max() < 1e-2  # only the norms' epsilon weighs differently
+    changed = [i.name for i in equalized.graph.initializer if i.name.endswith("_equalized_bias")]
+    assert len(changed) == sum(1 for n in graph.graph.node if n.op_type == "InstanceNormalization")

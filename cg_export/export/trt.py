@@ -491,10 +491,15 @@ def build_engine(
     output = Path(output) if output is not None else default_engine_path(source.path, plan.precision)
     if output.resolve() == source.path.resolve():
         raise CgExportError(f"{output}: the engine would overwrite its source; choose another -o")
-    _preflight(source.model, version, dla_core is not None)
+    graph = source.model
+    if int8:
+        from cg_export.export.quantize import fold_bias_dequantization
+
+        # cg-export's QDQ models carry int32 biases for ONNX Runtime's integer kernels; TensorRT wants them float.
+        graph = fold_bias_dequantization(graph)
+    _preflight(graph, version, dla_core is not None)
     notes = list(plan.notes)
 
-    graph = source.model
     if plan.convert_graph_to_fp16:
         from cg_export.export.precision import convert_to_fp16
 
