@@ -91,6 +91,23 @@ class Runner(abc.ABC):
         """
         return None
 
+    def norm_stats(self, batch: np.ndarray) -> np.ndarray:
+        """Whole-image InstanceNorm statistics of ``batch``, shape (N, 2, S) (see :mod:`cg_export.norm_stats`).
+
+        Raises:
+            BackendError: the backend cannot expose the statistics.
+        """
+        raise BackendError(f"the {self.name} backend cannot compute whole-image InstanceNorm statistics; "
+                           "use the .onnx or .pt model for tiled inference")
+
+    def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        """Run ``batch`` (tiles of one image) with every InstanceNorm using ``stats`` from :meth:`norm_stats`.
+
+        ``stats`` has one row per image of ``batch`` (repeat it for tiles of the same image).
+        """
+        raise BackendError(f"the {self.name} backend cannot run tiles with given InstanceNorm statistics; "
+                           "use the .onnx or .pt model for tiled inference")
+
 
 def runner_for(model_path: str | Path, **options: Any) -> Runner:
     """Build the runner a model file needs, chosen by its extension.

@@ -56,6 +56,8 @@ class OnnxRuntimeRunner(Runner):
         self.requested_providers = providers
         self.threads = threads
         self.session: Any = None
+        self._derived: tuple[Any, Any] | None = None
+        self._options: Any = None
         self.precision = "fp32"
 
     def _activate(self) -> None:
@@ -77,6 +79,7 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such ONNX file")
+        self._options = options
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad files
@@ -87,6 +90,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+        self._derived = None
 
     @property
     def provider(self) -> str:
@@ -95,6 +99,34 @@ class OnnxRuntimeRunner(Runner):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input_name: batch})[0]
+
+    def norm_stats(self, batch: np.ndarray) -> np.ndarray:
+        stats_session, _ = self._norm_stats_sessions()
+        return stats_session.run(None, {self._input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        from cg_export.norm_stats import NORM_STATS
+
+        _, tile_session = self._norm_stats_sessions()
+        feed = {self._input_name: np.ascontiguousarray(batch, dtype=np.float32),
+                NORM_STATS: np.ascontiguousarray(stats, dtype=np.float32)}
+        return tile_session.run(None, feed)[0]
+
+    def _norm_stats_sessions(self) -> tuple[Any, Any]:
+        # Derived lazily: most runs never tile, and the derived graphs cost a second load of the model.
+        if self._derived is None:
+            import onnx
+
+            from cg_export.norm_stats import split_norm_stats_graphs
+
+            ort = import_onnxruntime()
+            graphs = split_norm_stats_graphs(onnx.load(str(self.model_path)))
+            providers = self.session.get_providers()
+            self._derived = tuple(
+                ort.InferenceSession(g.SerializeToString(), sess_options=self._options, providers=providers)
+                for g in graphs
+            )
+        return self._derived
 
     def compute_timer(self, batch: np.ndarray) -> Callable[[], float] | None:
         """On a GPU provider, the time of a run whose input and output live in device memory; ``None`` on the CPU.

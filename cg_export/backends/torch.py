@@ -65,6 +65,17 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             return self.run_on_device(self.to_device(batch)).float().cpu().numpy()
 
+    def norm_stats(self, batch: np.ndarray) -> np.ndarray:
+        from cg_export.norm_stats import TorchNormStats
+
+        return TorchNormStats(self.model).collect(self.to_device(np.ascontiguousarray(batch, dtype=np.float32)))
+
+    def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        from cg_export.norm_stats import TorchNormStats
+
+        x = self.to_device(np.ascontiguousarray(batch, dtype=np.float32))
+        return TorchNormStats(self.model).apply(x, stats).float().cpu().numpy()
+
     def compute_timer(self, batch: np.ndarray) -> Callable[[], float] | None:
         """On CUDA, the model's device time on a resident input, measured with CUDA events; ``None`` on the CPU.
 

@@ -30,6 +30,7 @@ def onnx_command(
     int8: bool = typer.Option(False, "--int8", help="Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
     calib: Path | None = typer.Option(None, help="Folder of your own photographs to calibrate --int8 on."),
     calib_method: str | None = typer.Option(None, help="Calibration: minmax, entropy or percentile (default: percentile)."),
+    uint8_io: bool = typer.Option(False, "--uint8-io", help="Take and return uint8 NHWC RGB images (camera bytes)."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch first."),
     min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16, 30 int8)."),
     arch: str | None = typer.Option(None, help="Force the architecture (e.g. resnet_9blocks) for an ambiguous file."),
@@ -47,7 +48,7 @@ def onnx_command(
         echo("note", note)
     result = export_onnx(
         generator, output, opset=opset, static_size=static_size, batch=batch, fp16=fp16, int8=int8, calib=calib,
-        calib_method=calib_method, verify=verify, min_psnr_db=min_psnr,
+        calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
     )
     size_mb = result.path.stat().st_size / 1e6
     shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"

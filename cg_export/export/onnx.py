@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
@@ -75,6 +76,7 @@ def export_onnx(
     int8: bool = False,
     calib: str | Path | None = None,
     calib_method: str | None = None,
+    uint8_io: bool = False,
     verify: bool = True,
     min_psnr_db: float | None = None,
 ) -> OnnxExport:
@@ -91,6 +93,8 @@ def export_onnx(
         int8: Static int8 quantization in QDQ form (see :mod:`cg_export.export.quantize`); needs ``calib``.
         calib: Folder of photographs to calibrate int8 on (the user's own; never random noise).
         calib_method: ``minmax``, ``entropy`` or ``percentile``; ``None`` uses the default recipe's.
+        uint8_io: Take uint8 NHWC RGB and return uint8 NHWC RGB (scaling, layout and rounding in the graph), so an
+            application can pass camera bytes straight in; verified within one grey level of the float pipeline.
         verify: Compare ONNX Runtime with PyTorch before the file is kept.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
             30 dB int8).
@@ -140,7 +144,89 @@ def export_onnx(
             sizes = [static_size] if static_size else verification_sizes(multiple)
             parity = verify_against_torch(generator.model, tmp, sizes, batch or 2)
             check_parity(parity, precision, min_psnr_db=min_psnr_db)
+        if uint8_io:
+            wrapped = wrap_uint8_io(model)
+            onnx.checker.check_model(wrapped, full_check=True)
+            onnx.save(wrapped, str(tmp))
+            if verify:
+                check_uint8_io(generator.model, tmp, [static_size] if static_size else verification_sizes(multiple),
+                               batch or 2, precision)
     return OnnxExport(output, generator, precision, opset, export_seconds, parity)
+
+
+UINT8_INPUT = "image"
+UINT8_OUTPUT = "stylized"
+
+
+def wrap_uint8_io(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Wrap a float NCHW [-1, 1] generator graph so it takes and returns uint8 NHWC RGB images.
+
+    Inside the graph: cast, NHWC->NCHW, ``x / 127.5 - 1``; after the generator ``(y + 1) * 127.5``, clip to
+    [0, 255], round half to even (as :func:`cg_export.images.to_uint8`), cast to uint8, NCHW->NHWC.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    wrapped = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = wrapped.graph
+    old_in, old_out = graph.input[0].name, graph.output[0].name
+    dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    constants = {
+        "uint8_io_scale": np.array(127.5, np.float32), "uint8_io_one": np.array(1.0, np.float32),
+        "uint8_io_zero": np.array(0.0, np.float32), "uint8_io_max": np.array(255.0, np.float32),
+    }
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in constants.items())
+    head = [
+        helper.make_node("Cast", [UINT8_INPUT], ["uint8_io_float"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["uint8_io_float"], ["uint8_io_nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Div", ["uint8_io_nchw", "uint8_io_scale"], ["uint8_io_half"]),
+        helper.make_node("Sub", ["uint8_io_half", "uint8_io_one"], [old_in]),
+    ]
+    tail = [
+        helper.make_node("Add", [old_out, "uint8_io_one"], ["uint8_io_shifted"]),
+        helper.make_node("Mul", ["uint8_io_shifted", "uint8_io_scale"], ["uint8_io_levels"]),
+        helper.make_node("Clip", ["uint8_io_levels", "uint8_io_zero", "uint8_io_max"], ["uint8_io_clipped"]),
+        helper.make_node("Round", ["uint8_io_clipped"], ["uint8_io_rounded"]),
+        helper.make_node("Cast", ["uint8_io_rounded"], ["uint8_io_bytes"], to=TensorProto.UINT8),
+        helper.make_node("Transpose", ["uint8_io_bytes"], [UINT8_OUTPUT], perm=[0, 2, 3, 1]),
+    ]
+    nodes = head + list(graph.node) + tail
+    del graph.node[:]
+    graph.node.extend(nodes)
+    nhwc = [dims[0], dims[2], dims[3], dims[1]]
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info(UINT8_INPUT, TensorProto.UINT8, nhwc))
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info(UINT8_OUTPUT, TensorProto.UINT8, nhwc))
+    del graph.value_info[:]
+    for prop in wrapped.metadata_props:
+        if prop.key == METADATA_PREFIX + "layout":
+            prop.value = "NHWC uint8 RGB"
+        if prop.key == METADATA_PREFIX + "value_range":
+            prop.value = "[0, 255]"
+    return wrapped
+
+
+def check_uint8_io(model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int]], photos_per_batch: int,
+                   precision: str) -> None:
+    """The uint8 graph on photographs must be within one grey level of PyTorch's float output, rounded."""
+    from cg_export.backends.onnxruntime import import_onnxruntime
+    from cg_export.errors import ParityError
+    from cg_export.images import to_uint8
+
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    for label, batch in photograph_batches(sizes, photos_per_batch):
+        images = np.rint((batch + 1.0) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+        with torch.inference_mode():
+            expected = to_uint8(model(torch.from_numpy(batch)).numpy())
+        got = session.run(None, {UINT8_INPUT: np.ascontiguousarray(images)})[0]
+        worst = int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max())
+        limit = 1 if precision == "fp32" else 255
+        if worst > limit:
+            raise ParityError(f"uint8 I/O graph differs from the float pipeline by {worst} grey levels on {label}",
+                              None)
 
 
 def default_output_path(checkpoint: Path, precision: str) -> Path:
