@@ -1,12 +1,14 @@
-"""The standard cg-bench matrix on this machine's CPU: the 9-block generator (ngf 64) in PyTorch fp32, ONNX Runtime
-fp32 and ONNX Runtime fp16, at 256x256 and 512x512, batch 1.
+"""The standard cg-bench matrix on this machine's CPU: the 9-block generator (ngf 64) in PyTorch fp32 and ONNX Runtime
+fp32, fp16 and int8, at 256x256 and 512x512, batch 1.
 
-Run: ``python benchmarks/cpu_matrix.py`` (a few minutes on 2 cores). Writes ``benchmarks/results/cpu_matrix.json``
+Run: ``python benchmarks/cpu_matrix.py [--checkpoint G_AB.pt]`` (about 5 minutes on 2 cores). Writes ``benchmarks/results/cpu_matrix.json``
 (the cg-bench JSON report, with the machine described by ``benchmarks/machine.py``) and ``cpu_matrix.md`` (the same
 table, plus a check that the harness adds no overhead: its p50 next to a bare timing loop around the same session).
 
-The generator has CycleGAN's N(0, 0.02) initialisation (seed 0); latency is the same for trained weights. Parity is
-against the PyTorch fp32 checkpoint on real photographs. On a shared machine, compare ratios within one run.
+The generator is ``--checkpoint`` (the committed results use the GPU-trained demo generator, see
+``int8_experiments.md``) or one with CycleGAN's N(0, 0.02) initialisation (seed 0): latency is the same, but int8
+quality is only meaningful for trained weights. int8 is calibrated on demo-dataset crops. Parity is against the
+PyTorch fp32 checkpoint on real photographs. On a shared machine, compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def main() -> None:
     generator = (f"{args.checkpoint.name} (sha256 {sha256_of(args.checkpoint)[:12]})" if args.checkpoint
                  else f"resnet_9blocks, ngf {args.ngf}, CycleGAN N(0, 0.02) init, seed 0")
     command = "python benchmarks/cpu_matrix.py" + (f" --checkpoint {args.checkpoint.name}" if args.checkpoint else "")
-    markdown += (f"\nGenerator: {generator}. int8: calibrated on 32 demo-dataset crops. Command: "
+    markdown += (f"\nGenerator: {generator}. int8: calibrated on 32 demo-dataset crops (default recipe). Command: "
                  f"`{command}`; total {time.perf_counter() - started:.0f} s. One-minute load "
                  f"average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores "
                  "(above the core count, other processes competed for the CPU and slowed some rows).\n")

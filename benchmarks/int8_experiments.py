@@ -38,14 +38,15 @@ RECIPES = {
     # Everything ORT's QDQ quantizer knows, MinMax, nothing kept float: the "naive" baseline of the issue.
     "naive": Int8Recipe(op_types=ALL_OPS, keep_first_and_last_conv=False, calibration_method="minmax",
                         equalize_pre_norm=False),
-    "conv_minmax": Int8Recipe(calibration_method="minmax", equalize_pre_norm=False),
-    "conv_pct99.99": Int8Recipe(calibration_method="percentile", percentile=99.99, equalize_pre_norm=False),
-    "eq_minmax": Int8Recipe(calibration_method="minmax"),
-    "eq_entropy": Int8Recipe(calibration_method="entropy"),
-    "eq_pct99.999": Int8Recipe(calibration_method="percentile", percentile=99.999),
-    "eq_pct99.99": Int8Recipe(calibration_method="percentile", percentile=99.99),
-    "eq_pct99.9": Int8Recipe(calibration_method="percentile", percentile=99.9),
-    "eq_pct99.99_float_upsampling": Int8Recipe(op_types=("Conv",), calibration_method="percentile", percentile=99.99),
+    "conv_minmax": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="minmax", equalize_pre_norm=False),
+    "conv_pct99.99": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="percentile", percentile=99.99,
+                                equalize_pre_norm=False),
+    "eq_minmax": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="minmax"),
+    "eq_entropy": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="entropy"),
+    "eq_pct99.999": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="percentile", percentile=99.999),
+    "eq_pct99.99": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="percentile", percentile=99.99),
+    "eq_pct99.9": Int8Recipe(op_types=("Conv", "ConvTranspose"), calibration_method="percentile", percentile=99.9),
+    "eq_pct99.99_float_upsampling": Int8Recipe(op_types=("Conv",), calibration_method="percentile", percentile=99.99),  # = default
     "default": DEFAULT_RECIPE,
 }
 

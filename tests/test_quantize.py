@@ -60,10 +60,11 @@ def test_image_facing_convs_and_norms_stay_float(quantized):
     for node in (first, last):
         assert node.input[1] in {i.name for i in quantized.graph.initializer}
         assert producers.get(node.input[0]) is None or producers[node.input[0]].op_type != "DequantizeLinear"
-    # Every other convolution is quantized: its input and weight come out of DequantizeLinear.
+    # Every other Conv is quantized (input and weight come out of DequantizeLinear); ConvTranspose stays float.
     for node in convs[1:-1]:
-        assert producers[node.input[0]].op_type == "DequantizeLinear"
-        assert producers[node.input[1]].op_type == "DequantizeLinear"
+        quantized_input = producers[node.input[0]].op_type == "DequantizeLinear"
+        assert quantized_input == (node.op_type == "Conv"), node.name
+        assert (producers.get(node.input[1]) is not None) == (node.op_type == "Conv"), node.name
     assert quantized.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
 

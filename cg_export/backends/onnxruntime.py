@@ -77,6 +77,9 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
+        # Without the arena, memory goes back to the system after each run: a tiled run's peak is one inference,
+        # not the sum of three sessions' arenas (about 4 GB instead of under 2 GB for a 2048x2048 photograph).
+        options.enable_cpu_mem_arena = False
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such ONNX file")
         self._options = options
