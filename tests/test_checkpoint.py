@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, make_generator
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.models import create_generator, load_generator, save_generator
 from cg_export.models.checkpoint import FORMAT, SOURCE_JUNYANZ, SOURCE_OURS, SOURCE_PYTORCH_GAN, infer_config
-
-from conftest import TINY, make_generator
 
 PEER_KEYS = Path(__file__).parent / "data" / "peer_keys"
 

@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
+from conftest import make_generator
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner, read_metadata
 from cg_export.backends.torch import TorchRunner
@@ -15,8 +16,6 @@ from cg_export.errors import CgExportError, ParityError
 from cg_export.export.onnx import export_onnx, to_onnx_graph, verification_sizes
 from cg_export.models import load_generator
 from cg_export.parity import measure_parity, photograph_batches
-
-from conftest import make_generator
 
 
 def _ops(path) -> Counter:

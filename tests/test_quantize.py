@@ -13,7 +13,11 @@ from PIL import Image
 from cg_export.errors import CgExportError, ParityError
 from cg_export.export.onnx import export_onnx, to_onnx_graph
 from cg_export.export.quantize import (
-    DEFAULT_RECIPE, Int8Recipe, calibration_batches, image_facing_convs, quantize_int8,
+    DEFAULT_RECIPE,
+    Int8Recipe,
+    calibration_batches,
+    image_facing_convs,
+    quantize_int8,
 )
 from cg_export.images import sample_photographs
 from cg_export.models import load_generator
@@ -147,8 +151,9 @@ def test_biases_are_int32_for_ort_and_folded_to_float_for_tensorrt(quantized):
 
 
 def test_equalization_keeps_the_float_output(checkpoints, photo_folder):
-    from cg_export.export.quantize import equalize_pre_norm_convs
     import onnxruntime as ort
+
+    from cg_export.export.quantize import equalize_pre_norm_convs
 
     graph = to_onnx_graph(load_generator(checkpoints["latest_net_G_A.pth"]).model)
     batches = list(calibration_batches(photo_folder, size=64))

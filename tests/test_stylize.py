@@ -105,7 +105,7 @@ def image_folder(tmp_path_factory, photo) -> Path:
     rgba.putalpha(Image.linear_gradient("L").resize(base.size))
     rgba.save(root / "nested" / "alpha.png")
     base.convert("L").save(root / "grey.png")
-    Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(root / "deep16.png")
+    Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257).save(root / "deep16.png")
     base.convert("CMYK").save(root / "print.jpg")
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     (root / "notes.txt").write_text("ignored")

@@ -101,9 +101,9 @@ def test_name_lists_hold_each_release_documented_api(version, present, absent):
 def test_fake_fails_where_the_release_would():
     trt = FakeTensorRT("11.4.0.106")
     with pytest.raises(AttributeError, match="FP16"):
-        trt.BuilderFlag.FP16
+        trt.BuilderFlag.FP16  # noqa: B018  (the access itself must fail)
     with pytest.raises(AttributeError):
-        trt.IInt8EntropyCalibrator2
+        trt.IInt8EntropyCalibrator2  # noqa: B018
     config = trt.instance("IBuilderConfig")
     with pytest.raises(AttributeError):
         config.int8_calibrator = None  # removed in 11

@@ -2,9 +2,10 @@
 
 Domain A: random crops of colour photographs that scikit-image ships (CC0 or public domain; see the docstrings
 in ``skimage/data/_fetchers.py``): astronaut (NASA), coffee (Rachel Michetti), chelsea (Stefan van der Walt),
-hubble_deep_field (NASA). rocket and the motorcycle stereo pair are held out for parity and quality figures. Domain B: other random crops of the same photographs, restyled
-procedurally as a "poster print" (smoothed, posterised, warm palette, dark outlines). A and B crops are drawn
-independently, so the dataset is unpaired, as CycleGAN expects, and the mapping A->B is visible at a glance.
+hubble_deep_field (NASA). rocket and the motorcycle stereo pair are held out for parity and quality figures.
+Domain B: other random crops of the same photographs, restyled procedurally as a "poster print" (smoothed,
+posterised, warm palette, dark outlines). A and B crops are drawn independently, so the dataset is unpaired,
+as CycleGAN expects, and the mapping A->B is visible at a glance.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def stylize(
 ) -> None:
     """Stylize images and videos; every output keeps its input's size."""
     from cg_export.backends.base import runner_for
-    from cg_export.stylize import Stylizer, StylizeOptions, model_size_multiple, stylize_paths
+    from cg_export.stylize import StylizeOptions, Stylizer, model_size_multiple, stylize_paths
 
     defaults = StylizeOptions()
     options = StylizeOptions(

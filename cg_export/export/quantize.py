@@ -112,8 +112,13 @@ def quantize_int8(
     Returns:
         The quantized model (input and output stay float32).
     """
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     if recipe.calibration_method not in CALIBRATION_METHODS:
         raise CgExportError(

@@ -7,7 +7,8 @@ metadata record, so a file always says how to rebuild the network that produced 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
