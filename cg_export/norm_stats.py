@@ -24,6 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from cg_export.errors import BackendError
+from cg_export.graph_edit import prune_unused
 
 NORM_STATS = "norm_stats"
 
@@ -99,7 +100,7 @@ def _stats_graph(model: onnx.ModelProto, norms: list[onnx.NodeProto], opset: int
     stats.graph.initializer.extend(inits)
     del stats.graph.output[:]
     stats.graph.output.append(helper.make_tensor_value_info(NORM_STATS, TensorProto.FLOAT, ["batch", 2, None]))
-    _prune_unused(stats)
+    prune_unused(stats)
     return stats
 
 
@@ -152,26 +153,8 @@ def _tile_graph(model: onnx.ModelProto, norms: list[onnx.NodeProto], channels: l
     batch_dim = batch.dim_param or batch.dim_value or "batch"
     tile.graph.input.append(helper.make_tensor_value_info(NORM_STATS, TensorProto.FLOAT, [batch_dim, 2, offset]))
     del tile.graph.value_info[:]
-    _prune_unused(tile)
+    prune_unused(tile)
     return tile
-
-
-def _prune_unused(model: onnx.ModelProto) -> None:
-    """Drop nodes that no graph output depends on, and initializers nothing reads."""
-    needed = {output.name for output in model.graph.output}
-    kept = []
-    for node in reversed(list(model.graph.node)):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(name for name in node.input if name)
-    kept.reverse()
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
-    used = {name for node in kept for name in node.input}
-    initializers = [init for init in model.graph.initializer if init.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(initializers)
-    del model.graph.value_info[:]
 
 
 class TorchNormStats:

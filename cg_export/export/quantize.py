@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 
 from cg_export.errors import CgExportError, ImageError
+from cg_export.graph_edit import prune_unused
 from cg_export.images import fit_to_size, load_image, to_model_input
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -240,7 +241,6 @@ def equalize_pre_norm_convs(model: onnx.ModelProto, calibration: Sequence[np.nda
             sums[name] = sums.get(name, 0) + value.sum(axis=(0, 2, 3))
             squares[name] = squares.get(name, 0) + (value * value).sum(axis=(0, 2, 3))
     initializers = {init.name: init for init in model.graph.initializer}
-    replaced: set[str] = set()
     for node in targets:
         name = node.output[0]
         mean = sums[name] / count
@@ -258,14 +258,10 @@ def equalize_pre_norm_convs(model: onnx.ModelProto, calibration: Sequence[np.nda
         bias_name = f"{node.name}_equalized_bias"
         model.graph.initializer.append(numpy_helper.from_array(new_bias, bias_name))
         if len(node.input) > 2:
-            replaced.add(node.input[2])
             node.input[2] = bias_name
         else:
             node.input.append(bias_name)
-    still_used = {name for node in model.graph.node for name in node.input}
-    kept = [init for init in model.graph.initializer if init.name not in replaced or init.name in still_used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    prune_unused(model)
     return model
 
 
@@ -304,9 +300,6 @@ def fold_bias_dequantization(model: onnx.ModelProto) -> onnx.ModelProto:
     kept = [n for n in folded.graph.node if not (n.op_type == "DequantizeLinear" and n.output[0] in folds)]
     del folded.graph.node[:]
     folded.graph.node.extend(kept)
-    used = {name for node in kept for name in node.input}
-    remaining = [init for init in folded.graph.initializer if init.name in used]
-    del folded.graph.initializer[:]
-    folded.graph.initializer.extend(remaining)
     folded.graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folds.items())
+    prune_unused(folded)
     return folded
