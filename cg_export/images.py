@@ -39,17 +39,42 @@ def sample_photographs(count: int | None = None) -> list[tuple[str, np.ndarray]]
     return [(Path(name).stem, load_image(Path(str(folder / name)))) for name in names]
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Read any image Pillow can open as uint8 RGB (EXIF orientation applied; grey, alpha and CMYK converted).
+    """Read any image Pillow can open as uint8 RGB (see :func:`read_photo`; the alpha channel is dropped).
 
     Raises:
         ImageError: the file is missing, not an image, or truncated.
     """
-    path = Path(path)
+    return read_photo(Path(path))[0]
+
+
+def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Read an image as uint8 RGB plus its alpha channel (or ``None``) and its format name.
+
+    EXIF orientation is applied; 16-bit images are scaled (not clipped) to 8 bits; grey, palette and CMYK are
+    converted to RGB.
+
+    Raises:
+        ImageError: not a readable image.
+    """
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            fmt = image.format or "PNG"
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                values = np.asarray(image, dtype=np.float64)
+                peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+                grey = np.clip(np.rint(values / peak * 255.0), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2), None, fmt
+            alpha = None
+            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                rgba = image.convert("RGBA")
+                alpha = np.asarray(rgba)[..., 3].copy()
+                return np.asarray(rgba.convert("RGB"), dtype=np.uint8), alpha, fmt
+            return np.asarray(image.convert("RGB"), dtype=np.uint8), None, fmt
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from cg_export.backends.base import Runner
 from cg_export.errors import CgExportError, ImageError, MissingDependencyError
 from cg_export.files import atomic_output
+from cg_export.images import IMAGE_SUFFIXES, read_photo
 from cg_export.tiling import DEFAULT_OVERLAP, DEFAULT_STATS_SIZE, default_tile, stylize_array, whole_image_stats
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 # Exponential smoothing of InstanceNorm statistics across video frames: each frame moves them this far, so the
 # colours stop flickering while following real scene changes within a second or so.
@@ -66,36 +66,6 @@ def model_size_multiple(model_path: Path, runner: Runner) -> tuple[int, int]:
     model = getattr(runner, "model", None)
     config = getattr(model, "config", {}) or {}
     return int(getattr(model, "size_multiple", 4)), int(config.get("ngf", 64))
-
-
-def read_photo(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Read an image as uint8 RGB plus its alpha channel (or ``None``) and its format name.
-
-    EXIF orientation is applied; 16-bit images are scaled (not clipped) to 8 bits; grey, palette and CMYK are
-    converted to RGB.
-
-    Raises:
-        ImageError: not a readable image.
-    """
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            fmt = image.format or "PNG"
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                values = np.asarray(image, dtype=np.float64)
-                peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-                grey = np.clip(np.rint(values / peak * 255.0), 0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2), None, fmt
-            alpha = None
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                alpha = np.asarray(rgba)[..., 3].copy()
-                return np.asarray(rgba.convert("RGB"), dtype=np.uint8), alpha, fmt
-            return np.asarray(image.convert("RGB"), dtype=np.uint8), None, fmt
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
 
 
 def write_photo(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, source_format: str) -> None:

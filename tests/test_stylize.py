@@ -14,11 +14,10 @@ from PIL import Image
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.export.onnx import export_onnx
-from cg_export.images import fit_to_size, sample_photographs, to_model_input
+from cg_export.images import fit_to_size, read_photo, sample_photographs, to_model_input
 from cg_export.models import load_generator
 from cg_export.norm_stats import NORM_STATS, norm_channel_count, split_norm_stats_graphs
 from cg_export.parity import psnr_8bit
-from cg_export.stylize import read_photo
 from cg_export.tiling import blend_weights, plan_windows, stylize_array
 
 STYLIZE = [sys.executable, "-m", "cg_export.cli.stylize"]

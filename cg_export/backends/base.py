@@ -15,7 +15,6 @@ from cg_export.errors import BackendError, MissingDependencyError
 # File extensions runner_for() knows; TensorRT engines go by either name.
 ENGINE_SUFFIXES = (".engine", ".plan")
 MODEL_SUFFIXES = (".pt", ".pth", ".onnx", *ENGINE_SUFFIXES)
-TENSORRT_HINT = "on a Jetson it comes with JetPack; on x86, pip install tensorrt (from NVIDIA's package index)"
 
 
 class Runner(abc.ABC):
@@ -134,18 +133,16 @@ def runner_for(model_path: str | Path, **options: Any) -> Runner:
 
         return OnnxRuntimeRunner(model_path, **options)
     if suffix in ENGINE_SUFFIXES:
-        # Imported only here: the TensorRT backend needs tensorrt and CUDA bindings, which most machines lack.
+        # Imported only here; the module itself imports tensorrt and the CUDA bindings only on activate(), where a
+        # missing one becomes a one-line MissingDependencyError.
         try:
             from cg_export.backends.tensorrt import TensorRTRunner
-        except ImportError as exc:
-            if exc.name == "cg_export.backends.tensorrt":
-                raise BackendError(
-                    f"{model_path}: this cg-export installation has no TensorRT backend "
-                    "(cg_export.backends.tensorrt); upgrade cg-export"
-                ) from None
-            if exc.name and exc.name.split(".")[0] in ("tensorrt", "cuda"):
-                raise MissingDependencyError(exc.name.split(".")[0], "to run TensorRT engines", TENSORRT_HINT) from None
-            raise
+        except ImportError:
+            raise BackendError(
+                f"{model_path}: this cg-export installation has no TensorRT backend "
+                "(cg_export.backends.tensorrt); reinstall cg-export"
+            ) from None
+
         return TensorRTRunner(model_path, **options)
     raise BackendError(
         f"{model_path}: unknown model type {suffix!r}; expected .pt, .pth, .onnx, .engine or .plan"

@@ -20,10 +20,9 @@ import onnx
 
 from cg_export.errors import CgExportError, ImageError
 from cg_export.graph_edit import prune_unused
-from cg_export.images import fit_to_size, load_image, to_model_input
+from cg_export.images import IMAGE_SUFFIXES, fit_to_size, load_image, to_model_input
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif"}
 
 
 @dataclass(frozen=True)
