@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -164,8 +165,9 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, str(source))
-        # The quantizer prints its calibration steps; the progress bar (stderr) already tells the user.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # The quantizer prints its calibration steps (the progress bar already tells the user) and logs advice to
+        # run its pre-processing, which is for graphs without shape information; ours are fully shape-inferred.
+        with contextlib.redirect_stdout(io.StringIO()), _without_preprocessing_advice():
             quantize_static(
                 str(source),
                 str(target),
@@ -182,6 +184,19 @@ def quantize_int8(
         quantized = onnx.load(str(target))
     # The quantizer keeps the metadata of its input only partially; the caller re-adds provenance.
     return quantized
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def image_facing_convs(model: onnx.ModelProto) -> list[str]:
