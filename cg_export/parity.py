@@ -59,7 +59,12 @@ def format_psnr(psnr_db: float) -> str:
 
 def psnr_8bit(reference: np.ndarray, candidate: np.ndarray) -> float:
     """PSNR in dB between two float outputs in [-1, 1], after both are rounded to 8-bit images."""
-    diff = to_uint8(reference).astype(np.float64) - to_uint8(candidate).astype(np.float64)
+    return psnr_uint8(to_uint8(reference), to_uint8(candidate))
+
+
+def psnr_uint8(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """PSNR in dB between two 8-bit images (or batches) of the same shape; ``inf`` when identical."""
+    diff = reference.astype(np.float64) - candidate.astype(np.float64)
     mse = float(np.mean(diff * diff))
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
