@@ -46,13 +46,14 @@ def parse_size(text: str, option: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
-def new_app(help_text: str) -> typer.Typer:
-    """A typer app with the toolkit's conventions (no rich tracebacks, -h works)."""
+def new_app(help_text: str, no_args_is_help: bool = True) -> typer.Typer:
+    """A typer app with the toolkit's conventions (no rich tracebacks, -h works; help when run with no arguments,
+    unless the command is meant to run without any, like ``cg-demo``)."""
     return typer.Typer(
         help=help_text,
         add_completion=False,
         pretty_exceptions_enable=False,
-        no_args_is_help=True,
+        no_args_is_help=no_args_is_help,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 

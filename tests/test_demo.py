@@ -1,0 +1,213 @@
+"""cg-demo: the whole pipeline on the embedded data, its report, and how it treats the output folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fake_tensorrt import FakeCudart, FakeTensorRT, simulate_gpu
+from PIL import Image
+
+from cg_export.errors import CgExportError
+from training import demo_report
+from training.demo import (
+    DEMO_FORMAT,
+    MARKER,
+    QUICK_PLAN,
+    REFERENCE_LABEL,
+    DemoPlan,
+    SampleOutcome,
+    measure_learned_mapping,
+    prepare_output,
+    run_demo,
+)
+
+CG_DEMO = [sys.executable, "-c", "from training.demo_cli import main; main()"]
+
+# The smallest plan that still runs every stage: seconds of training, one small benchmark size.
+TINY_PLAN = DemoPlan(data_size=48, train_per_domain=4, image_size=32, epochs=1, arch="resnet", ngf=4, n_blocks=1,
+                     ndf=8, lr=2e-4, lambda_id=5.0, bench_sizes=((128, 128),), bench_seconds=0.05, sample_side=128)
+
+
+def quiet(label: str, text: str) -> None:
+    """A progress sink that keeps the test output short."""
+
+
+@pytest.fixture(scope="module")
+def demo_with_fake_tensorrt(tmp_path_factory):
+    """One tiny demo run with a stand-in TensorRT 10.3 (real API names), so the engine stage runs too."""
+    trt, cuda = FakeTensorRT("10.3.0", "10.3.0"), FakeCudart()
+    simulate_gpu(trt, cuda)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "tensorrt", trt)
+        patch.setitem(sys.modules, "cuda.bindings.runtime", cuda)
+        out = tmp_path_factory.mktemp("demo") / "out"
+        result = run_demo(out, plan=TINY_PLAN, device="cpu", progress=False, say=quiet)
+    return out, result
+
+
+@pytest.mark.timeout(300)
+def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
+    out, result = demo_with_fake_tensorrt
+    report = json.loads((out / "report.json").read_text())
+    assert report["format"] == DEMO_FORMAT
+    assert [s["name"] for s in report["stages"]] == ["data", "train", "export", "tensorrt", "bench", "stylize",
+                                                    "report"]
+    assert report["training"]["steps"] == 4 and Path(report["training"]["generator"]).is_file()
+
+    made = {(e["backend"], e["precision"]): e for e in report["exports"]}
+    assert set(made) == {("ONNX Runtime", "fp32"), ("ONNX Runtime", "fp16"), ("ONNX Runtime", "int8"),
+                         ("TensorRT", "fp16")}
+    for export in made.values():
+        # Every file was verified against PyTorch, or the reason it is missing is recorded.
+        assert (export["path"] and Path(export["path"]).is_file() and export["psnr_db"] is not None) or export["error"]
+    assert made[("ONNX Runtime", "fp32")]["psnr_db"] > 50 and made[("ONNX Runtime", "fp16")]["psnr_db"] > 40
+    assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
+
+    rows = report["bench"]["results"]
+    assert {r["backend"].split(":")[0] for r in rows} == {"torch", "onnxruntime", "tensorrt"}
+    assert all(r["latency_ms"] and r["latency_ms"]["p50"] > 0 for r in rows)
+    assert all(r["psnr_db"] is not None for r in rows)
+
+    for name in ("report.md", "report.html", "bench.json", "bench.md", "samples.png"):
+        assert (out / name).is_file(), name
+    markdown = (out / "report.md").read_text()
+    assert "![photographs" in markdown and "| `models/G_AB_int8.onnx` |" in markdown
+    assert "cg-export onnx" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+
+
+def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):
+    out, result = demo_with_fake_tensorrt
+    labels = {REFERENCE_LABEL, "ONNX fp32", "ONNX fp16", "TensorRT fp16"} | (
+        {"ONNX int8"} if any(e.precision == "int8" and e.path for e in result.exports) else set())
+    assert len(result.samples) == 3
+    for sample in result.samples:
+        assert set(sample.outputs) == labels
+        photo = Image.open(sample.input_path)
+        assert min(photo.size) == TINY_PLAN.sample_side
+        for label, path in sample.outputs.items():
+            assert Image.open(path).size == photo.size, label
+        assert sample.psnr_db[REFERENCE_LABEL] == float("inf")
+        assert sample.psnr_db["ONNX fp32"] > 50 and sample.psnr_db["ONNX fp16"] > 35
+    # The grid holds one row per photograph and one column per version (photograph, poster print, backends).
+    grid = Image.open(out / "samples.png")
+    side = TINY_PLAN.sample_side
+    widths = [Image.open(s.input_path).size[0] for s in result.samples]
+    assert grid.size[0] >= (2 + len(labels)) * max(widths) and grid.size[1] >= 3 * side
+
+
+def test_html_report_is_well_formed_and_links_files_that_exist(demo_with_fake_tensorrt):
+    out, _ = demo_with_fake_tensorrt
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.sources = [], []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.sources.append(dict(attrs)["src"])
+            elif tag not in ("meta",):
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack.pop() == tag
+
+    parser = Links()
+    parser.feed((out / "report.html").read_text())
+    assert parser.stack == []
+    assert "samples.png" in parser.sources
+    assert all((out / source).is_file() for source in parser.sources)
+
+
+def test_learned_mapping_is_measured_against_the_known_answer(tmp_path):
+    photo = np.full((8, 8, 3), 100, np.uint8)
+    target = np.full((8, 8, 3), 160, np.uint8)
+    paths = {}
+    for name, image in (("photo", photo), ("target", target), ("same", photo), ("closer", target - 10)):
+        paths[name] = tmp_path / f"{name}.png"
+        Image.fromarray(image).save(paths[name])
+    unchanged = SampleOutcome("x", str(paths["photo"]), str(paths["target"]), {REFERENCE_LABEL: str(paths["same"])})
+    learned = SampleOutcome("y", str(paths["photo"]), str(paths["target"]), {REFERENCE_LABEL: str(paths["closer"])})
+    assert measure_learned_mapping([unchanged]) | {"summary": ""} == {
+        "photograph_mae": 60.0, "output_mae": 60.0, "summary": ""}
+    assert measure_learned_mapping([learned])["output_mae"] == 10.0
+    assert measure_learned_mapping([SampleOutcome("z", "a", "b")])["output_mae"] is None
+
+
+def test_markdown_and_html_say_the_same_thing():
+    blocks = [demo_report.Block("heading", "T <1>", 1), demo_report.Block("text", "run `cg-demo` & see"),
+              demo_report.Block("table", [["a", "b|c"], ["`x`", "<y>"]]), demo_report.Block("code", "cg-demo --quick")]
+    markdown = demo_report.to_markdown(blocks)
+    assert "# T <1>" in markdown and "| a | b\\|c |" in markdown and "```bash\ncg-demo --quick\n```" in markdown
+    page = demo_report.to_html(blocks)
+    assert "<h1>T &lt;1&gt;</h1>" in page and "run <code>cg-demo</code> &amp; see" in page
+    assert "<td><code>x</code></td><td>&lt;y&gt;</td>" in page
+
+
+def test_an_earlier_demo_is_replaced_but_nothing_else_is_touched(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / MARKER).write_text("")
+    (out / "report.md").write_text("old report")
+    (out / "models").mkdir()
+    (out / "models" / "G_AB.onnx").write_text("old model")
+    (out / "my_notes.txt").write_text("mine")
+    said = []
+    prepare_output(out, lambda label, text: said.append(label))
+    assert said == ["replacing"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "my_notes.txt"]
+
+
+def test_a_folder_the_demo_did_not_write_is_refused(tmp_path):
+    (tmp_path / "photo.jpg").write_text("precious")
+    with pytest.raises(CgExportError, match="did not write"):
+        prepare_output(tmp_path, quiet)
+    assert (tmp_path / "photo.jpg").read_text() == "precious"
+    with pytest.raises(CgExportError, match="is a file"):
+        prepare_output(tmp_path / "photo.jpg", quiet)
+
+
+def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path):
+    (tmp_path / "photo.jpg").write_text("precious")
+    done = subprocess.run([*CG_DEMO, "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: --out") and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "photo.jpg").read_text() == "precious"
+
+
+def test_cli_help_names_the_options():
+    done = subprocess.run([*CG_DEMO, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for option in ("--out", "--quick", "--device", "--seed"):
+        assert option in done.stdout
+
+
+def test_quick_plan_is_smaller_than_the_full_one():
+    from training.demo import FULL_PLAN
+
+    assert QUICK_PLAN.epochs * QUICK_PLAN.train_per_domain < FULL_PLAN.epochs * FULL_PLAN.train_per_domain
+    assert len(QUICK_PLAN.bench_sizes) <= len(FULL_PLAN.bench_sizes)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_quickstart_demo_from_the_command_line(tmp_path):
+    """The README's first command, as a user runs it (``--quick`` to keep the suite short)."""
+    out = tmp_path / "cg-demo"
+    done = subprocess.run([*CG_DEMO, "--quick", "--no-progress", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"report: {out / 'report.html'} and {out / 'report.md'}" in done.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["quick"] is True and report["plan"]["epochs"] == QUICK_PLAN.epochs
+    verified = [e for e in report["exports"] if e["path"]]
+    assert {e["precision"] for e in verified} >= {"fp32", "fp16"}
+    assert all(Path(e["path"]).is_file() for e in verified)
+    assert (out / "samples.png").is_file() and (out / "bench.png").is_file() and (out / "training.png").is_file()

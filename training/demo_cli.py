@@ -1,0 +1,41 @@
+"""``cg-demo``: the whole pipeline on embedded data; a thin layer over :func:`training.demo.run_demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cg_export.cli.common import new_app, reports_errors
+
+app = new_app("Train, export, verify, benchmark and stylize on data the package makes itself; ends with a report.",
+              no_args_is_help=False)
+
+
+@app.command()
+@reports_errors
+def demo(
+    out: Path = typer.Option(Path("cg-demo"), "--out", help="Folder for the data, models and report: new, empty, "
+                             "or an earlier cg-demo's (replaced)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller model, less training, one benchmark size: about a "
+                               "minute on a 2-core CPU instead of about five."),
+    device: str | None = typer.Option(None, help="Training device: auto, cpu, cuda, cuda:N (default: auto = CUDA "
+                                      "when PyTorch sees a GPU)."),
+    seed: int | None = typer.Option(None, help="Seed of the data and the training (default: 0)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Make the demo dataset, train a small CycleGAN, export it to ONNX fp32 / fp16 / int8 (and TensorRT when it
+    is installed), verify and benchmark every file against PyTorch, stylize photographs the model never saw, and
+    write report.md, report.html and report.json."""
+    from training.demo import run_demo
+
+    run_demo(out, quick=quick, device=device, seed=seed, progress=progress)
+
+
+def main() -> None:
+    """Console-script entry point of ``cg-demo``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
