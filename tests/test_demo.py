@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
         assert (export["path"] and Path(export["path"]).is_file() and export["psnr_db"] is not None) or export["error"]
     assert made[("ONNX Runtime", "fp32")]["psnr_db"] > 50 and made[("ONNX Runtime", "fp16")]["psnr_db"] > 40
     assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
+    assert any(command.startswith("cg-export trt") for command in report["commands"])
 
     rows = report["bench"]["results"]
     assert {r["backend"].split(":")[0] for r in rows} == {"torch", "onnxruntime", "tensorrt"}
@@ -211,3 +213,7 @@ def test_quickstart_demo_from_the_command_line(tmp_path):
     assert {e["precision"] for e in verified} >= {"fp32", "fp16"}
     assert all(Path(e["path"]).is_file() for e in verified)
     assert (out / "samples.png").is_file() and (out / "bench.png").is_file() and (out / "training.png").is_file()
+    if importlib.util.find_spec("tensorrt") is None:
+        # Said, not faked: no engine, the reason in the exports table, and the command marked as not run.
+        assert "TensorRT is needed" in (out / "report.md").read_text()
+        assert any(c.startswith("# not run here") and "cg-export trt" in c for c in report["commands"])

@@ -343,13 +343,14 @@ def _tensorrt(result: DemoResult, say: Say, progress: bool) -> None:
     command = f"cg-export trt {source} --fp16 -o {output}"
     outcome = ExportOutcome("fp16", "TensorRT", None, command=command)
     result.exports.append(outcome)
-    result.commands.append(command)
     try:
         import_tensorrt()
     except CgExportError as exc:
         outcome.error = str(exc)
+        result.commands.append(f"# not run here, TensorRT is not installed: {command}")
         say("skipped", f"TensorRT: {exc}")
         return
+    result.commands.append(command)
     from cg_export.export.trt import build_engine
 
     try:
