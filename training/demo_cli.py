@@ -18,7 +18,7 @@ def demo(
     out: Path = typer.Option(Path("cg-demo"), "--out", help="Folder for the data, models and report: new, empty, "
                              "or an earlier cg-demo's (replaced)."),
     quick: bool = typer.Option(False, "--quick", help="A smaller model, less training, one benchmark size: about a "
-                               "minute on a 2-core CPU instead of about five."),
+                               "minute on a 2-core CPU instead of about four."),
     device: str | None = typer.Option(None, help="Training device: auto, cpu, cuda, cuda:N (default: auto = CUDA "
                                       "when PyTorch sees a GPU)."),
     seed: int | None = typer.Option(None, help="Seed of the data and the training (default: 0)."),
