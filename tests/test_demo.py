@@ -81,6 +81,8 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     markdown = (out / "report.md").read_text()
     assert "![photographs" in markdown and "| `models/G_AB_int8.onnx` |" in markdown
     assert "cg-export onnx" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+    int8 = ", fp16 and int8" if made[("ONNX Runtime", "int8")]["path"] else " and fp16"
+    assert f"exported it to ONNX fp32{int8} and TensorRT fp16, each verified" in markdown
 
 
 def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):

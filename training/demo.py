@@ -224,9 +224,9 @@ def run_demo(
         CgExportError: ``out`` cannot be used, or a stage that every later stage depends on (data, training,
             fp32 export) failed.
     """
-    from training.trainer import resolve_device
+    from training.trainer import print_report, resolve_device
 
-    say = say or _print_line
+    say = say or print_report
     out = Path(out).expanduser()
     plan = plan or (QUICK_PLAN if quick else FULL_PLAN)
     seed = 0 if seed is None else seed
@@ -254,12 +254,6 @@ STAGE_TITLES = {
     "stylize": "stylizing photographs the model never saw, on every backend (cg-stylize)",
     "report": "writing the report",
 }
-
-
-def _print_line(label: str, text: str) -> None:
-    from training.trainer import _print_report
-
-    _print_report(label, text)
 
 
 # ------------------------------------------------------------------------------------------------------ stages

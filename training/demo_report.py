@@ -224,22 +224,41 @@ def _headline(result: DemoResult) -> str:
     rows = [r for r in result.bench.get("results", []) if r.get("latency_ms")]
     text = (f"Trained a small CycleGAN for {result.training.get('steps', '?')} steps "
             f"({result.training.get('seconds', 0):.0f} s on {result.device}), exported it to "
-            f"{', '.join(f'{e.backend} {e.precision}' for e in made)}, each verified against PyTorch, "
+            f"{_made_list(made)}, each verified against PyTorch, "
             "benchmarked every file and stylized photographs it never saw.")
     if trt is not None and trt.path is None:
         text += " TensorRT: not built here (see the exports table)."
     size = min(((r["height"], r["width"]) for r in rows), default=None)
     if size:
         at_size = [r for r in rows if (r["height"], r["width"]) == size]
-        base = next((r for r in at_size if _is_reference(r)), None)
+        base = next((r for r in at_size if _is_pytorch_fp32(r)), None)
         fastest = min(at_size, key=lambda r: r["latency_ms"]["p50"])
         text += (f" Fastest at {size[0]}x{size[1]}: {_row_name(fastest)}, p50 {_ms(fastest['latency_ms']['p50'])} ms")
         if base and fastest is not base:
             text += f" ({base['latency_ms']['p50'] / fastest['latency_ms']['p50']:.2f}x PyTorch fp32"
-            text += f", PSNR {_db(fastest.get('psnr_db'))} against it)."
+            text += f", PSNR {_db(fastest.get('psnr_db'))} against the PyTorch fp32 reference)."
         else:
             text += "."
     return text
+
+
+def _made_list(made: list[Any]) -> str:
+    """``ONNX fp32, fp16 and int8 and TensorRT fp16``: the files made, grouped by runtime."""
+    by_backend: dict[str, list[str]] = {}
+    for export in made:
+        by_backend.setdefault("ONNX" if export.backend == "ONNX Runtime" else export.backend, []).append(
+            export.precision)
+    parts = [f"{backend} {_and(precisions)}" for backend, precisions in by_backend.items()]
+    return _and(parts) if parts else "nothing"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _is_pytorch_fp32(row: dict[str, Any]) -> bool:
+    """A PyTorch fp32 row (on the training device): the baseline the speed-ups are relative to."""
+    return row["backend"] == "torch" and row.get("precision") == "fp32"
 
 
 def _is_reference(row: dict[str, Any]) -> bool:
@@ -269,7 +288,7 @@ def _bench_table(result: DemoResult) -> list[list[str]]:
              "max abs error", "peak MB"]]
     results = result.bench.get("results", [])
     base = {(r["height"], r["width"]): r["latency_ms"]["p50"] for r in results
-            if _is_reference(r) and r.get("latency_ms")}
+            if _is_pytorch_fp32(r) and r.get("latency_ms")}
     for r in results:
         latency = r.get("latency_ms")
         size = (r["height"], r["width"])

@@ -152,11 +152,12 @@ def train(
     if not name or Path(name).name != name or name in (".", ".."):
         raise TrainingError(f"--name {name!r}: use a plain folder name such as 'monet2photo'")
     run_dir = Path(out or DEFAULT_OUT).expanduser() / name
-    run = _Run(run_dir, report or _print_report, progress)
+    run = _Run(run_dir, report or print_report, progress)
     return run.start(Path(dataroot).expanduser(), resume, options)
 
 
-def _print_report(label: str, text: str) -> None:
+def print_report(label: str, text: str) -> None:
+    """Print an aligned ``label  text`` progress line on stdout without breaking the progress bars (on stderr)."""
     # tqdm.write keeps progress bars intact; the flush lets a parent process read each line as it happens.
     tqdm.write(f"{label:<10}{text}", file=sys.stdout)
     sys.stdout.flush()
