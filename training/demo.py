@@ -374,8 +374,7 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
     from cg_export import bench
 
     files = _model_files(result)
-    torch_device = "cuda" if result.device.startswith("cuda") else "cpu"
-    targets = bench.targets_from_files(files, device=torch_device)
+    targets = bench.targets_from_files(files, device=result.device)
     reference = bench.find_reference(files)
     bar = tqdm(total=len(targets) * len(result.plan.bench_sizes), unit="row", desc="bench", disable=not progress,
                leave=False)
@@ -406,6 +405,8 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
     except CgExportError as exc:
         result.notes.append(f"latency plot not drawn: {exc}")
     sizes = " ".join(f"--size {h}x{w}" for h, w in result.plan.bench_sizes)
+    if result.device != "cpu":
+        sizes += f" --device {result.device}"
     result.commands.append(f"cg-bench {' '.join(str(f) for f in files)} {sizes} --duration {result.plan.bench_seconds:g} "
                            f"--json {result.out / 'bench.json'} --markdown {result.out / 'bench.md'} "
                            f"--plot {result.out / 'bench.png'}")
