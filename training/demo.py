@@ -363,9 +363,11 @@ def _tensorrt(result: DemoResult, say: Say, progress: bool) -> None:
     say("built", f"{built.path}")
 
 
-def _model_files(result: DemoResult) -> list[Path]:
-    checkpoint = Path(result.training["generator"])
-    return [checkpoint] + [Path(e.path) for e in result.exports if e.path is not None]
+def _models(result: DemoResult) -> list[tuple[str, Path]]:
+    """``(column label, file)`` of the checkpoint and of every file the export stages made, in that order."""
+    made = [(f"{'ONNX' if e.backend == 'ONNX Runtime' else e.backend} {e.precision}", Path(e.path))
+            for e in result.exports if e.path is not None]
+    return [(REFERENCE_LABEL, Path(result.training["generator"])), *made]
 
 
 def _bench(result: DemoResult, say: Say, progress: bool) -> None:
@@ -373,7 +375,7 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
 
     from cg_export import bench
 
-    files = _model_files(result)
+    files = [path for _, path in _models(result)]
     targets = bench.targets_from_files(files, device=result.device)
     reference = bench.find_reference(files)
     bar = tqdm(total=len(targets) * len(result.plan.bench_sizes), unit="row", desc="bench", disable=not progress,
@@ -425,22 +427,6 @@ def sample_inputs(side: int) -> list[tuple[str, np.ndarray]]:
     return chosen
 
 
-def backend_label(path: Path) -> str:
-    """A column name for a model file: ``PyTorch fp32``, ``ONNX fp16``, ``TensorRT fp16`` ..."""
-    if path.suffix in (".pt", ".pth"):
-        return REFERENCE_LABEL
-    if path.suffix == ".onnx":
-        return f"ONNX {_precision_of(path)}"
-    return f"TensorRT {_precision_of(path)}"
-
-
-def _precision_of(path: Path) -> str:
-    for precision in ("fp16", "int8"):
-        if path.stem.endswith(precision):
-            return precision
-    return "fp32"
-
-
 def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     from tqdm import tqdm
 
@@ -448,29 +434,28 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     from cg_export.stylize import Stylizer, model_size_multiple
 
     folder = result.out / "stylized"
-    photos = sample_inputs(result.plan.sample_side)
+    photos = dict(sample_inputs(result.plan.sample_side))
     samples = []
-    for name, photo in photos:
+    for name, photo in photos.items():
         source, target = folder / "input" / f"{name}.png", folder / "poster-print" / f"{name}.png"
         _save_png(photo, source)
         _save_png(np.asarray(poster_style(Image.fromarray(photo))), target)
         samples.append(SampleOutcome(name, str(source), str(target)))
-    files = _model_files(result)
-    bar = tqdm(total=len(files) * len(samples), unit="image", desc="stylize", disable=not progress, leave=False)
+    models = _models(result)
+    bar = tqdm(total=len(models) * len(samples), unit="image", desc="stylize", disable=not progress, leave=False)
     reference: dict[str, np.ndarray] = {}
     try:
-        for path in files:
-            label = backend_label(path)
+        for label, path in models:
             options = {"device": result.device} if path.suffix == ".pt" else {}
             try:
                 with runner_for(path, **options) as runner:
                     multiple, ngf = model_size_multiple(path, runner)
                     stylizer = Stylizer(runner, multiple, ngf)
                     for sample in samples:
-                        written = stylizer.file(Path(sample.input_path), folder / label.replace(" ", "-") /
-                                                f"{sample.photograph}.png")
+                        output = stylizer.image(photos[sample.photograph])
+                        written = folder / label.replace(" ", "-") / f"{sample.photograph}.png"
+                        _save_png(output, written)
                         sample.outputs[label] = str(written)
-                        output = np.asarray(Image.open(written).convert("RGB"))
                         if label == REFERENCE_LABEL:
                             reference[sample.photograph] = output
                         if sample.photograph in reference:
@@ -536,13 +521,11 @@ def _write_json(result: DemoResult) -> None:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy: infinite PSNR (identical outputs) as ``"inf"``, as cg-bench writes it; paths as strings."""
+    """JSON-safe copy: infinite PSNR (identical outputs) as ``"inf"``, as cg-bench writes it."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, float) and math.isinf(value):
         return "inf"
-    if isinstance(value, Path):
-        return str(value)
     return value

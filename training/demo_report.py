@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
-from training.demo import REFERENCE_LABEL, DemoResult
+from training.demo import REFERENCE_LABEL, DemoResult, SampleOutcome
+from training.trainer import LOSSES_FILE
 
 # ------------------------------------------------------------------------------------------------------ figures
 
@@ -71,7 +72,7 @@ def write_sample_grid(result: DemoResult, path: Path, gap: int = 6) -> str | Non
     return path.name
 
 
-def _caption(sample: Any, column: str) -> str:
+def _caption(sample: SampleOutcome, column: str) -> str:
     if column == "photograph":
         return sample.photograph
     if column.startswith("poster"):
@@ -94,7 +95,7 @@ def write_training_plot(result: DemoResult, path: Path) -> str | None:
     """
     from cg_export.bench import import_pyplot
 
-    log = Path(result.training["generator"]).parent / "losses.jsonl"
+    log = Path(result.training["generator"]).parent / LOSSES_FILE
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     records = [r for r in records if r.get("kind") == "steps"] or [r for r in records if r.get("kind") == "epoch"]
     if not records:
