@@ -30,10 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.backends.base import MODEL_SUFFIXES, Runner, runner_for
+from cg_export.backends import Runner, backend_for, is_checkpoint, runner_for
+from cg_export.backends.registry import read_artifact_metadata
 from cg_export.errors import CgExportError, MissingDependencyError, ParityError
 from cg_export.files import atomic_output, sha256_of
 from cg_export.images import fit_to_size, sample_photographs, to_model_input
+from cg_export.metadata import ArtifactMetadata
 
 DEFAULT_SIZES = ((256, 256),)
 DEFAULT_BATCHES = (1,)
@@ -479,18 +481,14 @@ def targets_from_files(
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
     """
-    torch_options = {k: v for k, v in {"device": device, "half": half, "channels_last": channels_last}.items()
-                     if v is not None}
-    ort_options = {"providers": [PROVIDER_ALIASES.get(provider.lower(), provider)]} if provider else {}
+    options = {"device": device, "half": half, "channels_last": channels_last,
+               "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for path in map(Path, paths):
-        suffix = path.suffix.lower()
-        if suffix not in MODEL_SUFFIXES:
-            raise CgExportError(f"{path}: unknown model type {suffix!r}; expected one of {', '.join(MODEL_SUFFIXES)}")
+        backend_for(path)  # an unknown kind of file is refused before anything runs
         if not path.is_file():
             raise CgExportError(f"{path}: no such file")
-        options = torch_options if suffix in (".pt", ".pth") else ort_options if suffix == ".onnx" else {}
-        targets.append(BenchTarget(str(path), lambda p=path, o=options: runner_for(p, **o), path))
+        targets.append(BenchTarget(str(path), lambda p=path: runner_for(p, **options), path))
     return targets
 
 
@@ -523,21 +521,21 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
     """
     if reference is not None:
         reference = Path(reference)
-        if reference.suffix.lower() not in (".pt", ".pth"):
+        if not is_checkpoint(reference):
             raise CgExportError(f"--reference {reference}: expected a PyTorch checkpoint (.pt or .pth)")
         if not reference.is_file():
             raise CgExportError(f"--reference {reference}: no such file")
         return Reference(reference, "given with --reference")
     paths = [Path(m) for m in models]
     for path in paths:
-        if path.suffix.lower() in (".pt", ".pth"):
+        if is_checkpoint(path):
             return Reference(path, "the PyTorch checkpoint among the models")
     problems = []
     for path in paths:
-        if path.suffix.lower() != ".onnx" or not path.is_file():
+        meta = _recorded_metadata(path)
+        if meta is None:
             continue
-        meta = _onnx_metadata(path)
-        source = meta.get("cg_export.source_checkpoint")
+        source = meta.source_checkpoint
         if not source:
             problems.append(f"{path} records no source checkpoint")
             continue
@@ -545,7 +543,7 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
         if not source_path.is_file():
             problems.append(f"{path} was exported from {source_path}, which does not exist here")
             continue
-        recorded = meta.get("cg_export.source_sha256")
+        recorded = meta.source_sha256
         if recorded and sha256_of(source_path) != recorded:
             problems.append(f"{source_path} has changed since {path} was exported from it (its SHA-256 differs)")
             continue
@@ -555,13 +553,14 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
     return Reference(None, f"{'; '.join(problems)}; {REFERENCE_HINT}")
 
 
-def _onnx_metadata(path: Path) -> dict[str, str]:
-    from cg_export.backends.onnxruntime import read_metadata
-
+def _recorded_metadata(path: Path) -> ArtifactMetadata | None:
+    """What an exported file records, or ``None`` (a checkpoint, a missing or unreadable file: its runner will say)."""
+    if not path.is_file():
+        return None
     try:
-        return read_metadata(path)
-    except Exception:  # a file onnx cannot parse: its runner will report that; here it just gives no reference
-        return {}
+        return read_artifact_metadata(path)
+    except CgExportError:
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------- running
@@ -756,14 +755,12 @@ def _compare(label: str, expected: np.ndarray, output: np.ndarray) -> tuple[floa
 def backend_of_file(path: Path | None) -> str:
     """The backend a model file's extension selects (``torch``, ``onnxruntime``, ``tensorrt``), for rows that could
     not even open a runner."""
-    suffix = path.suffix.lower() if path else ""
-    if suffix in (".pt", ".pth"):
-        return "torch"
-    if suffix == ".onnx":
-        return "onnxruntime"
-    if suffix in (".engine", ".plan"):
-        return "tensorrt"
-    return "unknown"
+    if path is None:
+        return "unknown"
+    try:
+        return backend_for(path).name
+    except CgExportError:
+        return "unknown"
 
 
 def backend_label(runner: Runner) -> str:
@@ -776,9 +773,10 @@ def backend_label(runner: Runner) -> str:
 
 def _source_mismatch(target: BenchTarget, references: ReferenceOutputs) -> str | None:
     """A note when an ONNX model records a source checkpoint other than the reference (parity would mislead)."""
-    if target.path is None or target.path.suffix.lower() != ".onnx" or references.reference.path is None:
+    if target.path is None or references.reference.path is None:
         return None
-    recorded = _onnx_metadata(target.path).get("cg_export.source_sha256")
+    meta = _recorded_metadata(target.path)
+    recorded = meta.source_sha256 if meta else None
     if recorded is None:
         return None
     if references.sha256 is None:

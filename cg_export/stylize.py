@@ -6,7 +6,6 @@ folder are reported and skipped, and the result says how many failed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,20 +53,6 @@ class StylizeReport:
     frames_per_second: float | None = None
 
 
-def model_size_multiple(model_path: Path, runner: Runner) -> tuple[int, int]:
-    """The architecture's size multiple and width (ngf) of a model file, from its metadata or the model itself."""
-    suffix = model_path.suffix.lower()
-    if suffix == ".onnx":
-        from cg_export.backends.onnxruntime import read_metadata
-
-        meta = read_metadata(model_path)
-        config = json.loads(meta.get("cg_export.architecture", "{}"))
-        return int(meta.get("cg_export.size_multiple", 4)), int(config.get("ngf", 64))
-    model = getattr(runner, "model", None)
-    config = getattr(model, "config", {}) or {}
-    return int(getattr(model, "size_multiple", 4)), int(config.get("ngf", 64))
-
-
 def write_photo(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, source_format: str) -> None:
     """Write atomically in the format the output name implies, carrying the alpha channel where it fits."""
     image = Image.fromarray(rgb)
@@ -107,19 +92,19 @@ def output_path_for(source: Path, relative: Path, output: Path, single: bool) ->
 class Stylizer:
     """Runs images and videos through one active runner with the tiling and smoothing policy of the toolkit.
 
+    The size multiple and the generator's width (which sizes the default tile) come from ``runner.info``.
+
     Args:
         runner: An active runner.
-        size_multiple: The architecture's size multiple.
-        ngf: The generator's width (sizes the default tile).
         options: Tiling options.
     """
 
-    def __init__(self, runner: Runner, size_multiple: int, ngf: int = 64, options: StylizeOptions | None = None):
+    def __init__(self, runner: Runner, options: StylizeOptions | None = None):
         self.runner = runner
-        self.multiple = size_multiple
+        self.multiple = runner.info.size_multiple
         self.options = options or StylizeOptions()
         tile = self.options.tile
-        self.tile = default_tile(size_multiple, ngf) if tile is None else tile
+        self.tile = default_tile(self.multiple, runner.info.ngf or 64) if tile is None else tile
 
     def image(self, rgb: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
         """Stylize one uint8 RGB image (tiled when larger than the tile)."""

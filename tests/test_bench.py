@@ -18,7 +18,7 @@ import pytest
 from conftest import make_generator
 
 from cg_export import bench
-from cg_export.backends.base import Runner, runner_for
+from cg_export.backends import Runner, runner_for
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.errors import BackendError, CgExportError

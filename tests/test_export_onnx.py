@@ -10,10 +10,11 @@ import onnx
 import pytest
 from conftest import make_generator
 
-from cg_export.backends.onnxruntime import OnnxRuntimeRunner, read_metadata
+from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.errors import CgExportError, ParityError
 from cg_export.export.onnx import export_onnx, to_onnx_graph, verification_sizes
+from cg_export.metadata import onnx_props
 from cg_export.models import load_generator
 from cg_export.parity import measure_parity, photograph_batches
 
@@ -47,7 +48,7 @@ def test_graph_is_dynamic_float32_nchw_with_provenance(checkpoints, tmp_path):
     assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert _dims(inp) == _dims(out) == ["batch", 3, "height", "width"]
     assert model.opset_import[0].version == 17
-    meta = read_metadata(path)
+    meta = onnx_props(onnx.load(str(path), load_external_data=False))
     assert meta["cg_export.source_sha256"] == load_generator(checkpoints["latest_net_G_A.pth"]).sha256
     assert json.loads(meta["cg_export.architecture"])["n_blocks"] == 2
     assert meta["cg_export.value_range"] == "[-1, 1]"
@@ -113,7 +114,7 @@ def test_fp16_keeps_normalisation_and_io_in_fp32(checkpoints, tmp_path):
         if node.op_type in ("InstanceNormalization", "Resize"):
             cast = producers[node.input[0]]
             assert cast.op_type == "Cast" and cast.attribute[0].i == onnx.TensorProto.FLOAT
-    assert read_metadata(result.path)["cg_export.precision"] == "fp16"
+    assert onnx_props(onnx.load(str(result.path)))["cg_export.precision"] == "fp16"
     assert result.parity.psnr_db >= 40
 
 

@@ -431,7 +431,7 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     from tqdm import tqdm
 
     from cg_export.backends import runner_for
-    from cg_export.stylize import Stylizer, model_size_multiple
+    from cg_export.stylize import Stylizer
 
     folder = result.out / "stylized"
     photos = dict(sample_inputs(result.plan.sample_side))
@@ -446,11 +446,9 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     reference: dict[str, np.ndarray] = {}
     try:
         for label, path in models:
-            options = {"device": result.device} if path.suffix == ".pt" else {}
             try:
-                with runner_for(path, **options) as runner:
-                    multiple, ngf = model_size_multiple(path, runner)
-                    stylizer = Stylizer(runner, multiple, ngf)
+                with runner_for(path, device=result.device) as runner:
+                    stylizer = Stylizer(runner)
                     for sample in samples:
                         output = stylizer.image(photos[sample.photograph])
                         written = folder / label.replace(" ", "-") / f"{sample.photograph}.png"

@@ -1,20 +1,88 @@
-"""The Runner interface every backend implements, and picking a backend from a model file."""
+"""The Runner interface every backend implements, and :class:`ModelInfo`, what a runner says about its model.
+
+Which backend opens which file is decided in :mod:`cg_export.backends.registry`, never here: this module imports no
+backend."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from cg_export.errors import BackendError, MissingDependencyError
+from cg_export.errors import BackendError
+from cg_export.metadata import FLOAT_LAYOUT, ArtifactMetadata
 
-# File extensions runner_for() knows; TensorRT engines go by either name.
-ENGINE_SUFFIXES = (".engine", ".plan")
-MODEL_SUFFIXES = (".pt", ".pth", ".onnx", *ENGINE_SUFFIXES)
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a runner knows about its model once it has opened it, so no other module reopens the file.
+
+    Attributes:
+        backend: The backend's name in :data:`cg_export.backends.registry.BACKENDS`.
+        path: The model file (``None`` for a module given in memory).
+        metadata: What the artifact records about itself (precision, layout, size multiple, architecture, source).
+        static_size: ``(height, width)`` when the model takes only that size, else ``None``.
+        batch: The batch size when it is fixed, else ``None``.
+    """
+
+    backend: str
+    path: Path | None
+    metadata: ArtifactMetadata
+    static_size: tuple[int, int] | None = None
+    batch: int | None = None
+
+    @property
+    def precision(self) -> str:
+        """``fp32``, ``fp16`` or ``int8``."""
+        return self.metadata.precision
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this."""
+        return self.metadata.size_multiple
+
+    @property
+    def uint8_io(self) -> bool:
+        """Whether the model takes and returns uint8 NHWC RGB images instead of float32 NCHW in [-1, 1]."""
+        return self.metadata.uint8_io
+
+    @property
+    def layout(self) -> str:
+        """``NCHW`` (float32) or ``NHWC uint8 RGB``."""
+        return self.metadata.layout
+
+    @property
+    def ngf(self) -> int | None:
+        """The generator's width, where known."""
+        return self.metadata.ngf
+
+    @property
+    def in_channels(self) -> int:
+        """Image channels the model takes."""
+        return self.metadata.in_channels
+
+    @property
+    def source_checkpoint(self) -> Path | None:
+        """The checkpoint the model was exported from, as recorded (it may no longer exist)."""
+        recorded = self.metadata.source_checkpoint
+        return Path(recorded) if recorded else None
+
+    @property
+    def source_sha256(self) -> str | None:
+        """The recorded content hash of the source checkpoint."""
+        return self.metadata.source_sha256
+
+    def describe(self) -> str:
+        """One line for logs: precision, I/O and shape."""
+        shape = "static " + "x".join(map(str, self.static_size)) if self.static_size else "dynamic size"
+        batch = f"batch {self.batch}" if self.batch else "dynamic batch"
+        io = "uint8 NHWC I/O" if self.uint8_io else f"float32 {FLOAT_LAYOUT} I/O"
+        return f"{self.precision}, {io}, {shape}, {batch}, size multiple {self.size_multiple}"
 
 
 class Runner(abc.ABC):
@@ -37,6 +105,23 @@ class Runner(abc.ABC):
 
     def __init__(self) -> None:
         self.is_active = False
+        self._info: ModelInfo | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the model is (precision, I/O, shapes, size multiple, source); known once the runner is active.
+
+        Raises:
+            BackendError: the runner has not been activated.
+        """
+        if self._info is None:
+            raise BackendError(f"{self.name} runner: its model is described only once it is active (use 'with')")
+        return self._info
+
+    @classmethod
+    def from_file(cls, path: str | Path, **options: Any) -> Runner:
+        """An inactive runner for a model file (what :func:`cg_export.backends.runner_for` calls)."""
+        return cls(path, **options)  # type: ignore[call-arg]
 
     def activate(self) -> None:
         """Load the model onto its device. Idempotent."""
@@ -106,44 +191,3 @@ class Runner(abc.ABC):
         """
         raise BackendError(f"the {self.name} backend cannot run tiles with given InstanceNorm statistics; "
                            "use the .onnx or .pt model for tiled inference")
-
-
-def runner_for(model_path: str | Path, **options: Any) -> Runner:
-    """Build the runner a model file needs, chosen by its extension.
-
-    Args:
-        model_path: ``.pt`` / ``.pth`` (PyTorch checkpoint), ``.onnx``, or ``.engine`` / ``.plan`` (TensorRT).
-        **options: Passed to the runner (``device``, ``providers`` ...).
-
-    Raises:
-        BackendError: the extension belongs to no backend, or this installation lacks the backend's module.
-        MissingDependencyError: the runtime the file needs (torch, tensorrt) is not installed.
-    """
-    suffix = Path(model_path).suffix.lower()
-    if suffix in (".pt", ".pth"):
-        try:
-            from cg_export.backends.torch import TorchRunner
-        except ImportError as exc:
-            if exc.name != "torch":
-                raise
-            raise MissingDependencyError("torch", "to run PyTorch checkpoints", "pip install torch") from None
-        return TorchRunner.from_checkpoint(model_path, **options)
-    if suffix == ".onnx":
-        from cg_export.backends.onnxruntime import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(model_path, **options)
-    if suffix in ENGINE_SUFFIXES:
-        # Imported only here; the module itself imports tensorrt and the CUDA bindings only on activate(), where a
-        # missing one becomes a one-line MissingDependencyError.
-        try:
-            from cg_export.backends.tensorrt import TensorRTRunner
-        except ImportError:
-            raise BackendError(
-                f"{model_path}: this cg-export installation has no TensorRT backend "
-                "(cg_export.backends.tensorrt); reinstall cg-export"
-            ) from None
-
-        return TensorRTRunner(model_path, **options)
-    raise BackendError(
-        f"{model_path}: unknown model type {suffix!r}; expected .pt, .pth, .onnx, .engine or .plan"
-    )

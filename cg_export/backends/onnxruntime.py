@@ -12,30 +12,33 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.backends.base import Runner
-from cg_export.errors import BackendError, MissingDependencyError
+from cg_export.backends.base import ModelInfo, Runner
+from cg_export.backends.registry import ONNXRUNTIME_HINT
+from cg_export.errors import BackendError
+from cg_export.metadata import ArtifactMetadata
+from cg_export.optional import import_optional
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
-ONNXRUNTIME_HINT = 'pip install "cg-export[cpu]" (onnxruntime) or "cg-export[gpu]" (onnxruntime-gpu), not both'
-
 
 def import_onnxruntime() -> Any:
     """Import onnxruntime or raise a one-line :class:`MissingDependencyError` saying how to install it."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "to run ONNX models", ONNXRUNTIME_HINT) from None
-    return onnxruntime
+    return import_optional("onnxruntime", "to run ONNX models", ONNXRUNTIME_HINT)
 
 
-def read_metadata(model_path: str | Path) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file (cg-export writes its provenance there)."""
-    import onnx
+def static_dims(session: Any) -> tuple[tuple[int, int] | None, int | None]:
+    """``(static (height, width) or None, fixed batch or None)`` from a session's first input shape.
 
-    model = onnx.load(str(model_path), load_external_data=False)
-    return {prop.key: prop.value for prop in model.metadata_props}
+    Float models are NCHW, ``--uint8-io`` models NHWC; a dimension is fixed when it is an int, not a name.
+    """
+    inputs = session.get_inputs()[0]
+    shape = list(inputs.shape)
+    if len(shape) != 4:
+        return None, None
+    height, width = (shape[1], shape[2]) if inputs.type == "tensor(uint8)" else (shape[2], shape[3])
+    size = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    return size, shape[0] if isinstance(shape[0], int) else None
 
 
 class OnnxRuntimeRunner(Runner):
@@ -88,7 +91,10 @@ class OnnxRuntimeRunner(Runner):
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise BackendError(f"{self.model_path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
-        self.precision = self.session.get_modelmeta().custom_metadata_map.get("cg_export.precision", "fp32")
+        metadata = ArtifactMetadata.from_props(self.session.get_modelmeta().custom_metadata_map, self.model_path)
+        static_size, batch = static_dims(self.session)
+        self._info = ModelInfo("onnxruntime", self.model_path, metadata, static_size, batch)
+        self.precision = metadata.precision
         self._input_name = self.session.get_inputs()[0].name
 
     def _deactivate(self) -> None:

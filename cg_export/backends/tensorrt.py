@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.backends.base import Runner
+from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError, MissingDependencyError
+from cg_export.metadata import PRECISIONS, ArtifactMetadata
 
 SIDECAR_FORMAT = "cg-export.tensorrt-engine"
 SIDECAR_VERSION = 1
@@ -239,6 +240,24 @@ class _PinnedBuffer:
         self.host = self.device = self.capacity = 0
 
 
+def read_engine_metadata(engine_path: str | Path) -> ArtifactMetadata | None:
+    """What an engine's sidecar records (precision, size multiple, source); ``None`` without a sidecar."""
+    record = read_sidecar(engine_path)
+    if record is None:
+        return None
+    source = record.get("source") or {}
+    try:
+        multiple = int(record.get("size_multiple") or 1)
+    except (TypeError, ValueError):
+        multiple = 1
+    precision = record.get("precision") if record.get("precision") in PRECISIONS else "fp32"
+    return ArtifactMetadata(
+        precision=precision, size_multiple=max(1, multiple),
+        source_checkpoint=source.get("path") if source.get("kind") == "checkpoint" else None,
+        source_sha256=source.get("checkpoint_sha256"),
+    )
+
+
 class TensorRTRunner(Runner):
     """Runs a serialized TensorRT engine: one input, one output, float32 NCHW on the host.
 
@@ -248,16 +267,16 @@ class TensorRTRunner(Runner):
 
     Args:
         engine_path: The ``.engine`` file (its ``.engine.json`` sidecar is read when present).
-        device: CUDA device index.
+        device_index: CUDA device index.
     """
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, device: int = 0):
+    def __init__(self, engine_path: str | Path, device_index: int = 0):
         super().__init__()
         self.engine_path = Path(engine_path)
-        self.device_index = device
-        self.device = f"cuda:{device}"
+        self.device_index = device_index
+        self.device = f"cuda:{device_index}"
         self.record = read_sidecar(self.engine_path)
         self.precision = (self.record or {}).get("precision", "unknown")
         self.tensorrt_version = ""
@@ -307,12 +326,22 @@ class TensorRTRunner(Runner):
         self._out_dtype = self._host_dtype(engine.get_tensor_dtype(self._output), self._output)
         low, opt, high = engine.get_tensor_profile_shape(self._input, 0)
         self.profile = (tuple(low), tuple(opt), tuple(high))
+        self._info = self._describe_model()
         self._context = engine.create_execution_context()
         self._cuda = cuda
         self._stream = cuda.create_stream()
         self._stream_handle = int(self._stream)
         self._in_buffer = _PinnedBuffer(cuda, self._in_dtype)
         self._out_buffer = _PinnedBuffer(cuda, self._out_dtype)
+
+    def _describe_model(self) -> ModelInfo:
+        # The engine knows its profile; the sidecar written at build time knows the rest (precision, size multiple,
+        # source). An engine without its sidecar still runs, described as far as the engine itself can tell.
+        metadata = (read_engine_metadata(self.engine_path) if self.record else None) or ArtifactMetadata()
+        low, _, high = self.profile or ((), (), ())
+        static = tuple(low[2:4]) if len(low) == 4 and tuple(low[2:4]) == tuple(high[2:4]) else None
+        batch = low[0] if len(low) == 4 and low[0] == high[0] else None
+        return ModelInfo("tensorrt", self.engine_path, metadata, static, batch)  # type: ignore[arg-type]
 
     @staticmethod
     def _io_names(trt: Any, engine: Any) -> tuple[str, str]:

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cg_export.backends.base import Runner
+from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError
+from cg_export.metadata import ArtifactMetadata
 
 
 class TorchRunner(Runner):
@@ -21,13 +22,18 @@ class TorchRunner(Runner):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         half: Compute in float16 (inputs and outputs stay float32 on the host).
         channels_last: Use the channels-last memory format (faster convolutions on tensor-core GPUs).
+        source: What is known of the checkpoint the model came from (its format and content hash), for ``info``.
+        path: The checkpoint file, for ``info``.
     """
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, device: str = "cpu", half: bool = False, channels_last: bool = False):
+    def __init__(self, model: nn.Module, device: str = "cpu", half: bool = False, channels_last: bool = False,
+                 source: ArtifactMetadata | None = None, path: Path | None = None):
         super().__init__()
         self.model = model
+        self.path = path
+        self.source = source
         self.device = device
         self.half = half
         self.channels_last = channels_last
@@ -40,7 +46,12 @@ class TorchRunner(Runner):
         """Load any supported checkpoint (see :func:`cg_export.models.load_generator`) into a runner."""
         from cg_export.models import load_generator
 
-        return cls(load_generator(path, arch=arch).model, **options)  # type: ignore[arg-type]
+        generator = load_generator(path, arch=arch)
+        source = ArtifactMetadata(source_checkpoint=str(generator.path.resolve()), source_sha256=generator.sha256,
+                                  source_format=generator.source_format)
+        return cls(generator.model, source=source, path=Path(path), **options)  # type: ignore[arg-type]
+
+    from_file = from_checkpoint
 
     def _activate(self) -> None:
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
@@ -48,6 +59,14 @@ class TorchRunner(Runner):
                 f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"
             )
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
+        source = self.source or ArtifactMetadata()
+        config = dict(getattr(self.model, "config", {}) or {})
+        metadata = ArtifactMetadata(
+            precision=self.precision, size_multiple=int(getattr(self.model, "size_multiple", 1)), architecture=config,
+            source_checkpoint=source.source_checkpoint, source_sha256=source.source_sha256,
+            source_format=source.source_format,
+        )
+        self._info = ModelInfo("torch", self.path, metadata)
 
     def to_device(self, batch: np.ndarray) -> torch.Tensor:
         """Copy a host batch to the runner's device, dtype and memory format."""

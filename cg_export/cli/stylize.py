@@ -26,8 +26,8 @@ def stylize(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
 ) -> None:
     """Stylize images and videos; every output keeps its input's size."""
-    from cg_export.backends.base import runner_for
-    from cg_export.stylize import StylizeOptions, Stylizer, model_size_multiple, stylize_paths
+    from cg_export.backends import runner_for
+    from cg_export.stylize import StylizeOptions, Stylizer, stylize_paths
 
     defaults = StylizeOptions()
     options = StylizeOptions(
@@ -35,10 +35,8 @@ def stylize(
         stats_size=defaults.stats_size if stats_size is None else stats_size,
         batch=defaults.batch if batch is None else batch,
     )
-    runner_options = {"device": device} if device and model.suffix.lower() in (".pt", ".pth") else {}
-    with runner_for(model, **runner_options) as runner:
-        multiple, ngf = model_size_multiple(model, runner)
-        stylizer = Stylizer(runner, multiple, ngf, options)
+    with runner_for(model, device=device) as runner:
+        stylizer = Stylizer(runner, options)
         echo("model", f"{model} ({runner.describe()}), tiles of {stylizer.tile or 'whole image'}")
         report = stylize_paths(stylizer, inputs, output, progress=progress,
                                on_error=lambda path, reason: typer.echo(f"skipped: {reason}", err=True))

@@ -9,7 +9,6 @@ generator); ``tests/test_export_onnx.py`` pins that choice.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -25,13 +24,13 @@ from torch import nn
 from cg_export import __version__
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
+from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-METADATA_PREFIX = "cg_export."
 
 # Ops whose opset-17 and opset-18 definitions coincide for the way our generators use them: Pad-18 only adds an
 # optional ``axes`` input, Resize-18 two attributes that we check are at their defaults. TensorRT 8.5/8.6
@@ -198,11 +197,8 @@ def wrap_uint8_io(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(UINT8_OUTPUT, TensorProto.UINT8, nhwc))
     del graph.value_info[:]
-    for prop in wrapped.metadata_props:
-        if prop.key == METADATA_PREFIX + "layout":
-            prop.value = "NHWC uint8 RGB"
-        if prop.key == METADATA_PREFIX + "value_range":
-            prop.value = "[0, 255]"
+    recorded = ArtifactMetadata.from_props(onnx_props(wrapped))
+    write_onnx_metadata(wrapped, replace(recorded, layout=UINT8_LAYOUT, value_range=UINT8_RANGE))
     return wrapped
 
 
@@ -359,24 +355,15 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
 
 def add_metadata(model: onnx.ModelProto, generator: LoadedGenerator, precision: str) -> None:
     """Record provenance in ``metadata_props`` (visible in Netron) so every later tool can find its reference."""
-    props = {
-        "source_checkpoint": str(generator.path.resolve()),
-        "source_sha256": generator.sha256,
-        "source_format": generator.source_format,
-        "architecture": json.dumps(generator.config, sort_keys=True),
-        "size_multiple": str(generator.model.size_multiple),
-        "value_range": "[-1, 1]",
-        "layout": "NCHW",
-        "precision": precision,
-        "toolkit_version": __version__,
-    }
     model.producer_name = "cg-export"
     model.producer_version = __version__
     model.doc_string = f"CycleGAN generator {generator.description}, exported by cg-export {__version__}"
-    existing = {p.key: p for p in model.metadata_props}
-    for key, value in props.items():
-        full = METADATA_PREFIX + key
-        if full in existing:
-            existing[full].value = value
-        else:
-            model.metadata_props.add(key=full, value=value)
+    write_onnx_metadata(model, ArtifactMetadata(
+        precision=precision,
+        size_multiple=generator.model.size_multiple,
+        architecture=generator.config,
+        source_checkpoint=str(generator.path.resolve()),
+        source_sha256=generator.sha256,
+        source_format=generator.source_format,
+        toolkit_version=__version__,
+    ))

@@ -38,6 +38,7 @@ from cg_export.backends.tensorrt import (
 )
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.metadata import ArtifactMetadata, onnx_props
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 
 DEFAULT_MIN_SHAPE = (1, 3, 128, 128)
@@ -397,9 +398,8 @@ def _load_source(source: Path, arch: str | None) -> _Source:
             model = onnx.load(str(source))
         except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
             raise CgExportError(f"{source}: not a readable ONNX model ({str(exc).splitlines()[0][:80]})") from None
-        meta = {p.key: p.value for p in model.metadata_props}
-        multiple = int(meta.get("cg_export.size_multiple", "1"))
-        return _Source(source, "onnx", model, sha256_of(source), multiple, meta.get("cg_export.source_sha256"))
+        meta = ArtifactMetadata.from_props(onnx_props(model), source)
+        return _Source(source, "onnx", model, sha256_of(source), meta.size_multiple, meta.source_sha256)
     # A checkpoint: exported in memory with the same exporter as cg-export onnx (torch is needed only here).
     from cg_export.export.onnx import add_metadata, to_onnx_graph
     from cg_export.models import load_generator
