@@ -236,9 +236,25 @@ def test_missing_backend_module_gives_one_line(monkeypatch, files):
 def test_table_and_markdown_number_their_notes(report, tmp_path):
     table = bench.format_table(report)
     assert table.splitlines()[0].startswith("model") and "[1] " in table
+    notes = [line for line in table.splitlines() if line.startswith("[")]
+    assert len(notes) == len({r.note for r in report.results if r.note})
     markdown = bench.write_markdown(report, tmp_path / "r.md").read_text()
     assert "| model | backend |" in markdown and "Parity reference" in markdown and "\n1. " in markdown
     assert markdown.count("g.pt | torch | fp32 | cpu | 32x32 |") == 2
+
+
+def test_table_columns_line_up_at_any_terminal_width(report, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # rich would squeeze a table to the terminal; a report never is
+    header, rule, *lines = bench.format_table(report).splitlines()
+    assert [title in header for title in bench.TABLE_HEADER] == [True] * len(bench.TABLE_HEADER)
+    assert set(rule) == {"-"} and len(rule) >= len(header)
+    body, notes = lines[: len(report.results)], lines[len(report.results):]
+    assert all(note.startswith("[") for note in notes)
+    size_at, batch_end = header.index("size"), header.index("batch") + len("batch")
+    for line, row in zip(body, report.results):
+        assert line.startswith(row.model + " ")  # full paths, never cut
+        assert line[size_at:].startswith(f"{row.height}x{row.width}")  # text columns left-aligned under the title
+        assert line[:batch_end].endswith(f" {row.batch}")  # numbers right-aligned under the title
 
 
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
