@@ -105,4 +105,3 @@ class MemoryProbe:
                 return None
             return max(0, peak - self.host_baseline_kib) * 1024 / 1e6
         return None
-

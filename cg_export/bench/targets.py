@@ -49,7 +49,7 @@ def targets_from_files(
     channels_last: bool | None = None,
     provider: str | None = None,
 ) -> list[BenchTarget]:
-    """One target per model file; the backend comes from the extension.
+    """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
     Args:
         paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT).

@@ -131,4 +131,3 @@ def time_calls(call: Callable[[], object], settings: TimingSettings) -> list[flo
 def time_device_runs(run_once: Callable[[], float], count: int) -> list[float]:
     """Call a :meth:`Runner.compute_timer` function ``count`` times; it measures itself (milliseconds)."""
     return [run_once() for _ in range(count)]
-
