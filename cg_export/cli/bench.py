@@ -62,14 +62,10 @@ def bench(
     said: set[str] = set()
 
     def show(row: lib.BenchResult) -> None:
-        what = f"{row.model} {row.backend} {row.precision or '-'} {row.height}x{row.width} batch {row.batch}"
-        if row.latency is None:
-            # A model that cannot open fails every row the same way: say why once.
-            echo("skipped", what if row.note in said else f"{what}: {row.note}")
+        # A model that cannot open fails every row the same way: say why once.
+        echo(*lib.progress_line(row, with_note=row.available or row.note not in said))
+        if not row.available:
             said.add(row.note or "")
-        else:
-            psnr = "" if row.psnr_db is None else f", PSNR {lib.format_value(row.psnr_db)} dB"
-            echo("timed", f"{what}: p50 {lib.format_ms(row.latency.p50)} ms{psnr}")
 
     report = lib.run_benchmark(targets, sizes=sizes, batches=batch or None, warmup=warmup, iterations=iterations,
                                duration_s=duration, reference=found, progress=show)
