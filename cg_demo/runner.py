@@ -245,10 +245,10 @@ def _tensorrt(result: DemoResult, say: Say, progress: bool) -> None:
         say("skipped", f"TensorRT: {exc}")
         return
     result.commands.append(command)
-    from cg_export.export.trt import build_engine
+    from cg_export.export.trt import EngineOptions, build_engine
 
     try:
-        built = build_engine(source, output, fp16=True)
+        built = build_engine(source, output, EngineOptions(fp16=True))
     except CgExportError as exc:
         # No GPU, an old driver, a parity miss: the engine is one backend among several, so report and go on.
         outcome.error = str(exc)

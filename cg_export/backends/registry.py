@@ -54,7 +54,7 @@ BACKENDS: tuple[Backend, ...] = (
             "cg_export.metadata:read_onnx_metadata"),
     Backend("tensorrt", "TensorRT", (".engine", ".plan"), "cg_export.backends.tensorrt", "TensorRTRunner",
             frozenset({"device_index"}), "tensorrt", "see the README's TensorRT section",
-            "cg_export.backends.tensorrt:read_engine_metadata"),
+            "cg_export.tensorrt.sidecar:read_engine_metadata"),
 )
 
 MODEL_SUFFIXES: tuple[str, ...] = tuple(s for backend in BACKENDS for s in backend.suffixes)

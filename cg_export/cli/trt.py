@@ -33,19 +33,23 @@ def trt_command(
     arch: str | None = typer.Option(None, help="Force the architecture of a checkpoint source."),
 ) -> None:
     """Build a TensorRT engine, check its layers' precision and its output, and write it with a JSON sidecar."""
-    from cg_export.export.trt import build_engine, parse_shape
+    from cg_export.errors import CgExportError
+    from cg_export.export.trt import INT8_CALIBRATION_ADVICE, EngineOptions, build_engine, parse_shape
     from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
 
+    if calib is not None:  # kept so that the option says where calibration happens instead of "no such option"
+        raise CgExportError(INT8_CALIBRATION_ADVICE)
     shapes = {
         name: parse_shape(text, option) if text is not None else None
         for name, text, option in (("min_shape", min_shape, "--min-shape"), ("opt_shape", opt_shape, "--opt-shape"),
                                    ("max_shape", max_shape, "--max-shape"))
     }
-    result = build_engine(
-        source, output, fp16=fp16, int8=int8, calib=calib, workspace_mb=workspace, timing_cache=timing_cache,
-        dla_core=dla_core, builder_optimization_level=builder_optimization_level, verify=verify,
-        min_psnr_db=min_psnr, arch=arch, **shapes,
+    options = EngineOptions(
+        fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache, dla_core=dla_core,
+        builder_optimization_level=builder_optimization_level, verify=verify, min_psnr_db=min_psnr, arch=arch,
+        **shapes,
     )
+    result = build_engine(source, output, options)
     for note in result.notes:
         echo("note", note)
     echo("built", f"{result.precision} engine with TensorRT {result.tensorrt_version} on {result.gpu} "

@@ -27,6 +27,7 @@ from cg_export.files import atomic_output
 from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
+from cg_export.sizes import verification_sizes
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
@@ -229,16 +230,6 @@ def default_output_path(checkpoint: Path, precision: str) -> Path:
     """``g.pt`` -> ``g.onnx`` (fp32) or ``g_fp16.onnx``, beside the checkpoint."""
     suffix = "" if precision == "fp32" else f"_{precision}"
     return checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
-
-
-def verification_sizes(multiple: int) -> list[tuple[int, int]]:
-    """A square and a non-square size, both valid for the architecture: 256x256 and 256x384 for ResNets."""
-    side = _round_up(256, multiple)
-    return [(side, side), (side, _round_up(side * 3 // 2, multiple))]
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def verify_against_torch(
