@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe_machine  # noqa: E402
 
+from cg_demo.data import make_demo_dataset  # noqa: E402
 from cg_export import bench  # noqa: E402
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from cg_export.backends.torch import TorchRunner  # noqa: E402
@@ -34,7 +35,6 @@ from cg_export.export.onnx import OnnxExportOptions, export_onnx  # noqa: E402
 from cg_export.files import atomic_output, sha256_of  # noqa: E402
 from cg_export.models import create_generator, save_generator  # noqa: E402
 from cg_export.models.init import init_weights  # noqa: E402
-from training.demo_data import make_demo_dataset  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # (size, warm-up, timed iterations): a 512x512 run of this generator takes about 3 s on 2 cores.

@@ -51,12 +51,8 @@ class BenchRowPrinter:
         self._said: set[str] = set()
 
     def __call__(self, row: BenchResult) -> None:
-        from cg_export.bench import format_ms, format_value
+        from cg_export.bench import progress_line
 
-        what = f"{row.model} {row.backend} {row.precision or '-'} {row.height}x{row.width} batch {row.batch}"
-        if row.latency is None:
-            echo("skipped", what if row.note in self._said else f"{what}: {row.note}")
+        echo(*progress_line(row, with_note=row.available or row.note not in self._said))
+        if not row.available:
             self._said.add(row.note or "")
-        else:
-            psnr = "" if row.psnr_db is None else f", PSNR {format_value(row.psnr_db)} dB"
-            echo("timed", f"{what}: p50 {format_ms(row.latency.p50)} ms{psnr}")
