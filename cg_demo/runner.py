@@ -193,7 +193,7 @@ def _last_sample_grid(run_dir: Path) -> str | None:
 
 
 def _export(result: DemoResult, say: Say, progress: bool) -> None:
-    from cg_export.export.onnx import export_onnx
+    from cg_export.export.onnx import OnnxExportOptions, export_onnx
     from cg_export.models import load_generator
 
     checkpoint = Path(_trained(result).generator)
@@ -205,8 +205,8 @@ def _export(result: DemoResult, say: Say, progress: bool) -> None:
         command = f"cg-export onnx {checkpoint} -o {path}{flags}"
         outcome = ExportOutcome(precision, "ONNX Runtime", None, command=command)
         try:
-            made = export_onnx(generator, path, fp16=precision == "fp16", int8=precision == "int8",
-                               calib=calib if precision == "int8" else None)
+            made = export_onnx(generator, path, OnnxExportOptions(fp16=precision == "fp16", int8=precision == "int8",
+                                                                  calib=calib if precision == "int8" else None))
         except ParityError as exc:
             if precision == "fp32":
                 raise

@@ -24,7 +24,7 @@ from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.cli.bench import app as cg_bench_app
 from cg_export.errors import BackendError, CgExportError
-from cg_export.export.onnx import export_onnx
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.files import sha256_of
 from cg_export.images import sample_photographs, to_uint8
 from cg_export.models import save_generator
@@ -69,7 +69,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny generator as .pt, its ONNX export, variants of its metadata, and an engine file that cannot run."""
     folder = tmp_path_factory.mktemp("bench")
     pt = save_generator(make_generator("resnet", ngf=4, n_blocks=2), folder / "g.pt")
-    onnx_path = export_onnx(pt, folder / "g.onnx", verify=False).path
+    onnx_path = export_onnx(pt, folder / "g.onnx", OnnxExportOptions(verify=False)).path
     other = save_generator(make_generator("resnet", seed=1, ngf=4, n_blocks=2), folder / "other.pt")
     engine = folder / "g.engine"
     engine.write_bytes(b"not an engine")
