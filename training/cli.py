@@ -21,7 +21,8 @@ def train_command(
     decay_epoch: int | None = typer.Option(None, help="Epoch from which the learning rate decays linearly to zero "
                                            "at --epochs (default: half of --epochs, 100)."),
     image_size: int | None = typer.Option(None, help="Side of the square training crops (default: 256)."),
-    batch_size: int | None = typer.Option(None, help="Images per domain per step (default: 1)."),
+    batch_size: int | None = typer.Option(None, help="Images per domain per step, per process under torchrun "
+                                          "(default: 1)."),
     arch: str | None = typer.Option(None, help="Generator architecture (default: resnet_9blocks; also "
                                     "resnet_upsample, resnet_6blocks, unet_256, ...; see cg-export list)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
@@ -31,7 +32,8 @@ def train_command(
     lambda_cyc: float | None = typer.Option(None, help="Cycle-consistency (L1) weight (default: 10)."),
     lambda_id: float | None = typer.Option(None, help="Identity (L1) weight, absolute, 0 turns it off (default: 5)."),
     pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off (default: 50)."),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available; "
+                                      "under torchrun each process takes cuda:LOCAL_RANK)."),
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: off)."),
     channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
                                               help="NHWC memory format on CUDA (default: off)."),
@@ -43,7 +45,10 @@ def train_command(
     samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid (default: 3)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
-    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay)."""
+    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay).
+
+    On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
+    """
     from training.trainer import DEFAULT_OUT, STATE_FILE, train
 
     try:

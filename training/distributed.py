@@ -52,12 +52,19 @@ class Processes:
         world_size: Processes training together.
         local_rank: Index among the processes of this machine: the CUDA device this process trains on.
         restart_count: How often torchrun has restarted the job (``--max-restarts``); 0 on the first attempt.
+        machines: Machines (torchrun agents) in the job.
+        max_restarts: torchrun's ``--max-restarts``.
+        agent_store: The processes share the key-value store of torchrun's agent (the default since PyTorch 2.5;
+            ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` gives every attempt a store of its own instead).
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     restart_count: int = 0
+    machines: int = 1
+    max_restarts: int = 0
+    agent_store: bool = False
 
     @classmethod
     def single(cls) -> Processes:
@@ -78,11 +85,14 @@ class Processes:
             rank, world_size = int(env["RANK"]), int(env["WORLD_SIZE"])
             local_rank = int(env.get("LOCAL_RANK", rank))
             restart_count = int(env.get("TORCHELASTIC_RESTART_COUNT", 0))
+            machines = int(env.get("GROUP_WORLD_SIZE", 1))
+            max_restarts = int(env.get("TORCHELASTIC_MAX_RESTARTS", 0))
         except ValueError:
             raise TrainingError("RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers (torchrun sets them)") from None
         if not 0 <= rank < world_size:
             raise TrainingError(f"RANK {rank} does not lie in [0, WORLD_SIZE {world_size})")
-        return cls(rank, world_size, local_rank, restart_count)
+        agent_store = env.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        return cls(rank, world_size, local_rank, restart_count, machines, max_restarts, agent_store)
 
     @property
     def distributed(self) -> bool:
@@ -111,8 +121,26 @@ class Processes:
         backend = "gloo"
         if torch.cuda.is_available() and dist.is_nccl_available():
             backend = "cpu:gloo,cuda:nccl"
-        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
+        store, _, _ = next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))
+        if self.agent_store:
+            # torchrun's agent keeps one key-value store for the whole job and hands it to every attempt, so keys
+            # the processes of a killed attempt wrote (their addresses) are still there when the restarted ones
+            # connect, and a restarted rank may dial a dead peer's old port (pytorch/pytorch#135712; seen here on
+            # one machine in most restarts). A prefix per restart keeps each attempt to its own keys. The
+            # restart count is the same for every process of one agent; agents on different machines can count
+            # differently, hence :attr:`restart_caveat`.
+            store = dist.PrefixStore(f"cg-train/attempt-{self.restart_count}", store)
+        dist.init_process_group(backend, store=store, rank=self.rank, world_size=self.world_size,
+                                timeout=COLLECTIVE_TIMEOUT)
         return True
+
+    @property
+    def restart_caveat(self) -> str | None:
+        """What to change for restarts to work, when the launch is one where they may not."""
+        if self.agent_store and self.machines > 1 and self.max_restarts > 0:
+            return ("restarts on several machines need a store per attempt: run torchrun with "
+                    "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment on every machine")
+        return None
 
     def stop(self) -> None:
         """Leave the process group."""

@@ -352,6 +352,8 @@ class _Run:
             self.report("torchrun", f"{world} processes ({backend}), batch {options.batch_size} each: "
                                     f"{world * options.batch_size} images per step, "
                                     f"{self.data.steps_per_epoch(options.batch_size, world)} steps per epoch")
+            if self.processes.restart_caveat:
+                self.report("note", self.processes.restart_caveat)
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved = state["dataset"]["images"]
