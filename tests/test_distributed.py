@@ -67,12 +67,21 @@ def make_images(root: Path, count: int = 8) -> Path:
     return root
 
 
-def torchrun(*args: str, processes: int = 2, restarts: int = 0) -> subprocess.CompletedProcess:
+def torchrun(*args: str, processes: int = 2, restarts: int = 0) -> subprocess.Popen:
+    """Start ``torchrun --standalone`` (rendezvous on a free localhost port) with stdout and stderr captured."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
                "--max-restarts", str(restarts), "--monitor-interval", "0.1", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False, cwd=REPO)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    finally:
+        process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +93,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     killer = root / "kill_rank_1.py"
     killer.write_text(KILLER)
     cg_train = ["-m", "training.cli", str(data), "--out", str(out), *COMMON]
-    return {
-        "data": data,
-        "out": out,
-        "whole": torchrun(*cg_train, "--name", "whole", "--pool-size", "4"),
-        "killed": torchrun(str(killer), str(data), "--out", str(out), *COMMON, "--name", "killed",
-                           "--pool-size", "4", restarts=1),
-        "no_replay": torchrun(*cg_train, "--name", "no_replay", "--pool-size", "0"),
-    }
+    # Two jobs at a time overlap their start-up (imports, rendezvous); four processes on a 2-core runner are enough.
+    whole = torchrun(*cg_train, "--name", "whole", "--pool-size", "4")
+    no_replay = torchrun(*cg_train, "--name", "no_replay", "--pool-size", "0")
+    runs = {"data": data, "out": out, "whole": finished(whole), "no_replay": finished(no_replay)}
+    killed = torchrun(str(killer), str(data), "--out", str(out), *COMMON, "--name", "killed", "--pool-size", "4",
+                      restarts=1)
+    runs["killed"] = finished(killed)
+    return runs
 
 
 def losses(run: Path) -> list[dict]:

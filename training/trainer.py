@@ -191,6 +191,8 @@ class _Run:
         self.progress = progress and self.processes.is_main
         self.state_path = run_dir / STATE_FILE
         self.log_path = run_dir / LOSSES_FILE
+        # The state being resumed, as rank 0 read it (``None`` on other ranks, and for a fresh run).
+        self.saved_state: dict[str, Any] | None = None
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -207,11 +209,10 @@ class _Run:
         processes = self.processes
         # Only rank 0 reads the run folder (on several machines it may exist on rank 0's alone); every rank then
         # starts from its decision, or stops with its refusal.
-        options, state, finished = processes.decided_on_main(lambda: self._decide(dataroot, resume, overrides))
-        if finished:
-            return self._result(options, state, already_finished=True)
-        if state is not None:
-            state = self._share_state(state)
+        options, resuming, finished = processes.decided_on_main(lambda: self._decide(dataroot, resume, overrides))
+        if finished is not None:
+            return self._result(options, finished, already_finished=True)
+        state = self._share_state(self.saved_state) if resuming else None
         self.options = options
         self.device = processes.device_for(resolve_device(options.device))
         self.data = UnpairedImages(dataroot, options.image_size, options.seed)
@@ -241,8 +242,9 @@ class _Run:
         return result
 
     def _decide(self, dataroot: Path, resume: bool, overrides: dict[str, Any]
-                ) -> tuple[TrainOptions, dict[str, Any] | None, bool]:
-        """Options, saved state (``None`` for a fresh run) and whether the run is finished already (rank 0 only)."""
+                ) -> tuple[TrainOptions, bool, dict[str, Any] | None]:
+        """Rank 0 only: the options, whether a saved state (kept in ``saved_state``) is resumed, and for a finished
+        run what :meth:`_result` needs of its state (else ``None``)."""
         processes = self.processes
         if processes.restart_count and not resume:
             # torchrun reran the command after a failure: continue what the failed attempt saved, if it saved.
@@ -255,7 +257,7 @@ class _Run:
             if state.get("finished"):
                 self.report("finished", f"{self.run_dir} already completed {state['epoch']} of "
                                         f"{options.epochs} epochs; nothing to do")
-                return options, _summary(state), True
+                return options, False, _summary(state)
             saved_world = int(state.get("world_size", 1))
             if saved_world != processes.world_size:
                 raise TrainingError(
@@ -264,7 +266,8 @@ class _Run:
                     "and replay buffers are per process"
                 )
             self._check_same_data(state, dataroot)
-            return options, state, False
+            self.saved_state = state
+            return options, True, None
         if self.state_path.exists():
             raise TrainingError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another --name"
@@ -273,10 +276,11 @@ class _Run:
         if options.seed is None:
             # A drawn seed is recorded like a given one, so even an unseeded run resumes exactly.
             options = options.replace(seed=random.SystemRandom().randrange(2**31))
-        return options, None, False
+        return options, False, None
 
     def _share_state(self, state: dict[str, Any] | None) -> dict[str, Any]:
-        """Rank 0's saved state on every rank, each rank's own part (replay buffers, random state) as ``own``."""
+        """Rank 0's saved state on every rank (``state`` is ``None`` elsewhere), each rank's own part (replay
+        buffers, random state) as ``own``."""
         processes = self.processes
         if not processes.distributed:
             return state
