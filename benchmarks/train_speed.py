@@ -186,6 +186,7 @@ def distributed(args: argparse.Namespace) -> None:
                  "iteration as cg-train runs it under torchrun --standalone (gradients all-reduced per optimiser "
                  "step, losses averaged); images already in memory",
         "command": "python benchmarks/train_speed.py --distributed" + (" --dist-cpu" if args.dist_cpu else ""),
+        "note": None if cuda else "no CUDA GPU here: the NCCL configurations (1 and 2 GPUs) were not run",
         "results": runs,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -78,7 +78,7 @@ def torchrun(*args: str, processes: int = 2, restarts: int = 0) -> subprocess.Po
 
 def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
     try:
-        stdout, stderr = process.communicate(timeout=240)
+        stdout, stderr = process.communicate(timeout=600)  # only a hung job should reach it
     finally:
         process.kill()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
@@ -222,3 +222,10 @@ def test_torchrun_environment_is_read_and_checked():
         Processes.from_environment({"RANK": "4", "WORLD_SIZE": "4"})
     with pytest.raises(TrainingError, match="names one GPU"):
         found.device_for(torch.device("cuda", 0))
+    # Restarts through torchrun's shared store: kept apart per restart on one machine; on several, the user is told.
+    job = {"RANK": "0", "WORLD_SIZE": "16", "TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_MAX_RESTARTS": "3"}
+    assert Processes.from_environment({**job, "GROUP_WORLD_SIZE": "1"}).restart_caveat is None
+    caveat = Processes.from_environment({**job, "GROUP_WORLD_SIZE": "2"}).restart_caveat
+    assert caveat and "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in caveat
+    assert Processes.from_environment({**job, "GROUP_WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "False"}
+                                      ).restart_caveat is None
