@@ -31,7 +31,8 @@ def train_command(
                                            f"--epochs (default: half of --epochs, {DEFAULTS.epochs // 2})."),
     image_size: int | None = typer.Option(None, help="Side of the square training crops "
                                           f"(default: {DEFAULTS.image_size})."),
-    batch_size: int | None = typer.Option(None, help=f"Images per domain per step (default: {DEFAULTS.batch_size})."),
+    batch_size: int | None = typer.Option(None, help="Images per domain per step, per process under "
+                                          f"torchrun (default: {DEFAULTS.batch_size})."),
     arch: str | None = typer.Option(None, help=f"Generator architecture (default: {DEFAULTS.arch}; also "
                                     "resnet_upsample, resnet_6blocks, unet_256, ...; see cg-export list)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
@@ -45,7 +46,7 @@ def train_command(
     pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off "
                                          f"(default: {DEFAULTS.pool_size})."),
     device: str | None = typer.Option(None, help=f"auto, cpu, cuda or cuda:N (default: {DEFAULTS.device} = CUDA if "
-                                      "available)."),
+                                      "available; under torchrun each process takes cuda:LOCAL_RANK)."),
     amp: bool | None = typer.Option(None, "--amp/--no-amp",
                                     help=f"Mixed precision on CUDA (default: {_on_off(DEFAULTS.amp)})."),
     channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
@@ -61,7 +62,10 @@ def train_command(
                                        f"(default: {DEFAULTS.samples})."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
-    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay)."""
+    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay).
+
+    On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
+    """
     from training.trainer import DEFAULT_OUT, STATE_FILE, train
 
     try:

@@ -10,6 +10,10 @@ drawn from ``(seed, epoch, domain)`` and the crop and flip of the image at posit
 ``(seed, epoch, domain, i)``. Any step of any epoch can therefore be rebuilt exactly, in any process, which is what
 makes a resumed run (even one resumed in the middle of an epoch) identical to an uninterrupted one, and what lets
 worker processes decode images in whatever order they like.
+
+Under torchrun, :class:`EpochShards` splits every step's positions between the processes (ranks) without overlap:
+each rank builds only its own images, from the same ``(seed, epoch)`` order, so no rank needs to talk to another
+about data.
 """
 
 from __future__ import annotations
@@ -184,9 +188,9 @@ class UnpairedImages:
         self.domains = {"A": scan_domain("A", self.folders.a), "B": scan_domain("B", self.folders.b)}
         self.length = max(len(d.files) for d in self.domains.values())
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        """Optimisation steps in one epoch."""
-        return -(-self.length // batch_size)
+    def steps_per_epoch(self, batch_size: int, world_size: int = 1) -> int:
+        """Optimisation steps in one epoch (``batch_size`` images per process and step, ``world_size`` processes)."""
+        return EpochShards(self.length, batch_size, world_size).steps
 
     def epoch_order(self, epoch: int, domain: str) -> np.ndarray:
         """Indices into ``domains[domain].files`` for every position of ``epoch`` (length :attr:`length`)."""
@@ -227,8 +231,12 @@ class UnpairedImages:
             batch_size: Images per domain per step.
             orders: :meth:`epoch_order` of both domains, when the caller has them already.
         """
+        positions = EpochShards(self.length, batch_size).positions(step, rank=0)
+        return self.images_at(epoch, positions, orders)
+
+    def images_at(self, epoch: int, positions: range, orders: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The augmented images at ``positions`` of ``epoch``'s order, as :meth:`batch` returns them."""
         orders = orders or {d: self.epoch_order(epoch, d) for d in self.domains}
-        positions = range(step * batch_size, min((step + 1) * batch_size, self.length))
         result: dict[str, Any] = {"failed": []}
         for domain in self.domains:
             crops = []
@@ -270,20 +278,80 @@ class UnpairedImages:
         }
 
 
-class EpochBatches(torch.utils.data.Dataset):
-    """The steps of one epoch as a map-style dataset (item ``i`` is step ``i``), for a ``DataLoader``.
+@dataclass(frozen=True)
+class EpochShards:
+    """Which positions of an epoch each of ``world_size`` processes trains at each step.
 
-    Workers may build items in any order: each one depends only on ``(seed, epoch, step)``.
+    Step ``s`` covers the ``world_size * batch_size`` positions from ``s * world_size * batch_size``; rank ``r``
+    takes the ``r``-th run of ``batch_size`` of them, so two ranks of batch 1 see exactly the images one process of
+    batch 2 sees. The epoch's last step splits what is left as evenly as possible (shares differ by at most one);
+    should fewer positions be left than there are ranks, they join the step before, so that every rank has at least
+    one image in every step and no position is dropped or repeated. With one process this is the plain order in
+    batches of ``batch_size``, the last one possibly smaller.
+
+    Attributes:
+        length: Positions in the epoch (:attr:`UnpairedImages.length`).
+        batch_size: Images per process and step.
+        world_size: Processes.
+
+    Raises:
+        DatasetError: fewer positions than processes.
     """
 
-    def __init__(self, data: UnpairedImages, epoch: int, batch_size: int):
+    length: int
+    batch_size: int
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.length < self.world_size:
+            raise DatasetError(f"an epoch holds {self.length} image(s) per domain, fewer than the {self.world_size} "
+                               "processes: each process needs at least one image per step; use fewer processes")
+
+    @property
+    def steps(self) -> int:
+        """Optimisation steps in the epoch."""
+        per_step = self.batch_size * self.world_size
+        steps = -(-self.length // per_step)
+        if steps > 1 and self.length - (steps - 1) * per_step < self.world_size:
+            steps -= 1
+        return steps
+
+    def step_range(self, step: int) -> range:
+        """The positions of ``step`` over all ranks."""
+        per_step = self.batch_size * self.world_size
+        start = step * per_step
+        return range(start, self.length if step == self.steps - 1 else start + per_step)
+
+    def positions(self, step: int, rank: int) -> range:
+        """The positions rank ``rank`` trains at ``step`` (0-based)."""
+        span = self.step_range(step)
+        if len(span) == self.batch_size * self.world_size:
+            start = span.start + rank * self.batch_size
+            return range(start, start + self.batch_size)
+        base, extra = divmod(len(span), self.world_size)
+        start = span.start + rank * base + min(rank, extra)
+        return range(start, start + base + (rank < extra))
+
+
+class EpochBatches(torch.utils.data.Dataset):
+    """One rank's steps of one epoch as a map-style dataset (item ``i`` is step ``i``), for a ``DataLoader``.
+
+    Workers may build items in any order: each one depends only on ``(seed, epoch, step, rank)``. Each item also
+    says what share of the step's images it holds (``"share"``), the weight of this rank's gradients in the average.
+    """
+
+    def __init__(self, data: UnpairedImages, epoch: int, batch_size: int, rank: int = 0, world_size: int = 1):
         self.data = data
         self.epoch = epoch
-        self.batch_size = batch_size
+        self.rank = rank
+        self.shards = EpochShards(data.length, batch_size, world_size)
         self.orders = {d: data.epoch_order(epoch, d) for d in data.domains}
 
     def __len__(self) -> int:
-        return self.data.steps_per_epoch(self.batch_size)
+        return self.shards.steps
 
     def __getitem__(self, step: int) -> dict[str, Any]:
-        return self.data.batch(self.epoch, step, self.batch_size, self.orders)
+        positions = self.shards.positions(step, self.rank)
+        batch = self.data.images_at(self.epoch, positions, self.orders)
+        batch["share"] = len(positions) / len(self.shards.step_range(step))
+        return batch

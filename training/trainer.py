@@ -13,6 +13,10 @@ Saves happen at the end of every epoch and every ``save_every`` steps, each file
 state last (it is the commit point: whatever is on disk after a crash is a consistent earlier save). Resuming
 restores that save and truncates the losses log to where it was, so with a fixed seed on the CPU an interrupted
 and resumed run ends bit for bit where an uninterrupted one does.
+
+Under ``torchrun`` (see :mod:`training.distributed`) every process trains its own share of each step's images and
+the gradients are averaged; rank 0 alone reads and writes the run folder and prints, the training state holds
+every rank's replay buffers and random states, and a job that torchrun restarts continues from the last save.
 """
 
 from __future__ import annotations
@@ -37,13 +41,16 @@ from cg_export.images import to_uint8
 from cg_export.models import describe_architecture, save_generator
 from training.cyclegan import LOSS_NAMES, CycleGAN
 from training.data import EpochBatches, UnpairedImages
+from training.distributed import Processes, make_data_parallel
 from training.errors import TrainingError
 from training.options import RESUMABLE_CHANGES, TrainOptions
 from training.random_state import capture_global_rng, restore_global_rng, seed_everything
 
 STATE_FILE = "training_state.pt"
 STATE_FORMAT = "cg-export.training-state"
-STATE_VERSION = 1
+#: 2 added ``world_size`` and ``ranks`` (the replay buffers and random states of ranks 1 and up); 1 is read as one
+#: process.
+STATE_VERSION = 2
 LOSSES_FILE = "losses.jsonl"
 SAMPLES_FOLDER = "samples"
 DEFAULT_OUT = Path("runs")
@@ -131,6 +138,11 @@ def train(
 ) -> TrainResult:
     """Train CycleGAN on the unpaired images under ``dataroot``, saving into ``out/name``.
 
+    Started by ``torchrun`` (its ``RANK``/``WORLD_SIZE`` environment is set), this is one process of a
+    data-parallel run: ``batch_size`` images per process and step, progress and files from rank 0 only, and on a
+    torchrun restart (``TORCHELASTIC_RESTART_COUNT`` > 0) it resumes from the last save as if ``resume`` were given
+    (or starts afresh if nothing was saved yet).
+
     Args:
         dataroot: Data root with ``trainA``/``trainB`` or ``train/A``/``train/B``.
         name: Run name: the folder under ``out``.
@@ -152,8 +164,14 @@ def train(
     if not name or Path(name).name != name or name in (".", ".."):
         raise TrainingError(f"--name {name!r}: use a plain folder name such as 'monet2photo'")
     run_dir = Path(out or DEFAULT_OUT).expanduser() / name
-    run = _Run(run_dir, report or print_report, progress)
-    return run.start(Path(dataroot).expanduser(), resume, options)
+    processes = Processes.from_environment()
+    joined = processes.start()
+    run = _Run(run_dir, report or print_report, progress, processes)
+    # A failing rank leaves without a goodbye: it exits, and torchrun stops the others and reports it.
+    result = run.start(Path(dataroot).expanduser(), resume, options)
+    if joined:
+        processes.stop()
+    return result
 
 
 def print_report(label: str, text: str) -> None:
@@ -166,12 +184,15 @@ def print_report(label: str, text: str) -> None:
 class _Run:
     """One training run's mutable state between saves."""
 
-    def __init__(self, run_dir: Path, report: Reporter, progress: bool):
+    def __init__(self, run_dir: Path, report: Reporter, progress: bool, processes: Processes | None = None):
+        self.processes = processes or Processes.single()
         self.run_dir = run_dir
-        self.report = report
-        self.progress = progress
+        self.report = report if self.processes.is_main else _silent
+        self.progress = progress and self.processes.is_main
         self.state_path = run_dir / STATE_FILE
         self.log_path = run_dir / LOSSES_FILE
+        # The state being resumed, as rank 0 read it (``None`` on other ranks, and for a fresh run).
+        self.saved_state: dict[str, Any] | None = None
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -185,30 +206,21 @@ class _Run:
     # ----------------------------------------------------------------------------------------- setup
 
     def start(self, dataroot: Path, resume: bool, overrides: dict[str, Any]) -> TrainResult:
-        state = None
-        if resume:
-            state = read_state(self.state_path)
-            options = self._resumed_options(state, overrides)
-            if state.get("finished"):
-                self.report("finished", f"{self.run_dir} already completed {state['epoch']} of "
-                                        f"{options.epochs} epochs; nothing to do")
-                return self._result(options, state, already_finished=True)
-            self._check_same_data(state, dataroot)
-        else:
-            if self.state_path.exists():
-                raise TrainingError(
-                    f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another --name"
-                )
-            options = TrainOptions.from_overrides(**overrides)
-            if options.seed is None:
-                # A drawn seed is recorded like a given one, so even an unseeded run resumes exactly.
-                options = options.replace(seed=random.SystemRandom().randrange(2**31))
+        processes = self.processes
+        # Only rank 0 reads the run folder (on several machines it may exist on rank 0's alone); every rank then
+        # starts from its decision, or stops with its refusal.
+        options, resuming, finished = processes.decided_on_main(lambda: self._decide(dataroot, resume, overrides))
+        if finished is not None:
+            return self._result(options, finished, already_finished=True)
+        state = self._share_state(self.saved_state) if resuming else None
         self.options = options
-        self.device = resolve_device(options.device)
+        self.device = processes.device_for(resolve_device(options.device))
         self.data = UnpairedImages(dataroot, options.image_size, options.seed)
+        self._check_data_agrees()
         self._report_data()
         seed_everything(options.seed)
         self.model = CycleGAN(options, self.device)
+        make_data_parallel(self.model, processes)
         if self.device.type == "cuda":
             # Fixed input sizes: let cuDNN pick the fastest convolution algorithms once.
             torch.backends.cudnn.benchmark = True
@@ -219,14 +231,77 @@ class _Run:
             resumed_from = (self.epoch, self.step_in_epoch)
             self.report("resumed", f"from epoch {self.epoch + 1} step {self.step_in_epoch} "
                                    f"(global step {self.global_step}) of {self.run_dir}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.fixed = {d: self.data.fixed_samples(d, options.samples) for d in ("A", "B")}
+        if processes.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.fixed = {d: self.data.fixed_samples(d, options.samples) for d in ("A", "B")}
         self._loop()
         result = self._result(options, None)
         result.resumed_from = resumed_from
         self.report("done", f"{options.epochs} epochs, {self.global_step} steps: {result.generator_AB}, "
                             f"{result.generator_BA}")
         return result
+
+    def _decide(self, dataroot: Path, resume: bool, overrides: dict[str, Any]
+                ) -> tuple[TrainOptions, bool, dict[str, Any] | None]:
+        """Rank 0 only: the options, whether a saved state (kept in ``saved_state``) is resumed, and for a finished
+        run what :meth:`_result` needs of its state (else ``None``)."""
+        processes = self.processes
+        if processes.restart_count and not resume:
+            # torchrun reran the command after a failure: continue what the failed attempt saved, if it saved.
+            resume = self.state_path.exists()
+            self.report("restart", f"torchrun restart {processes.restart_count}: "
+                                   + ("resuming from the last save" if resume else "nothing was saved; starting over"))
+        if resume:
+            state = read_state(self.state_path)
+            options = self._resumed_options(state, overrides)
+            if state.get("finished"):
+                self.report("finished", f"{self.run_dir} already completed {state['epoch']} of "
+                                        f"{options.epochs} epochs; nothing to do")
+                return options, False, _summary(state)
+            saved_world = int(state.get("world_size", 1))
+            if saved_world != processes.world_size:
+                raise TrainingError(
+                    f"{self.run_dir} was trained by {saved_world} process(es) and this is {processes.world_size}: "
+                    f"resume it with {saved_world} in all (torchrun --nnodes x --nproc-per-node), the data order "
+                    "and replay buffers are per process"
+                )
+            self._check_same_data(state, dataroot)
+            self.saved_state = state
+            return options, True, None
+        if self.state_path.exists():
+            raise TrainingError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it, or choose another --name"
+            )
+        options = TrainOptions.from_overrides(**overrides)
+        if options.seed is None:
+            # A drawn seed is recorded like a given one, so even an unseeded run resumes exactly.
+            options = options.replace(seed=random.SystemRandom().randrange(2**31))
+        return options, False, None
+
+    def _share_state(self, state: dict[str, Any] | None) -> dict[str, Any]:
+        """Rank 0's saved state on every rank (``state`` is ``None`` elsewhere), each rank's own part (replay
+        buffers, random state) as ``own``."""
+        processes = self.processes
+        if not processes.distributed:
+            return state
+        own = None
+        if processes.is_main:
+            parts = [None, *state.pop("ranks")]
+            own = processes.scatter(parts)
+            processes.broadcast(state)
+        else:
+            own = processes.scatter(None)
+            state = processes.broadcast(None)
+        state["own"] = own
+        return state
+
+    def _check_data_agrees(self) -> None:
+        """Every rank must see the same images, or their shares of each step would not fit together."""
+        seen = self.processes.all_gather(self.data.describe()["images"])
+        for rank, images in enumerate(seen):
+            if images != seen[0]:
+                raise TrainingError(f"rank {rank} finds {images} readable images under {self.data.folders.root} but "
+                                    f"rank 0 finds {seen[0]}: every process needs the same data")
 
     def _resumed_options(self, state: dict[str, Any], overrides: dict[str, Any]) -> TrainOptions:
         saved = TrainOptions.from_dict(state["options"])
@@ -275,6 +350,14 @@ class _Run:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.report("device", f"{self.device} ({name}){'; ' + ', '.join(extras) if extras else ''}; "
                               f"seed {options.seed}")
+        world = self.processes.world_size
+        if world > 1:
+            backend = torch.distributed.get_backend()
+            self.report("torchrun", f"{world} processes ({backend}), batch {options.batch_size} each: "
+                                    f"{world * options.batch_size} images per step, "
+                                    f"{self.data.steps_per_epoch(options.batch_size, world)} steps per epoch")
+            if self.processes.restart_caveat:
+                self.report("note", self.processes.restart_caveat)
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved = state["dataset"]["images"]
@@ -283,6 +366,12 @@ class _Run:
                                 "the data order from here on differs from the original run's")
         self.model.load_state_dict(state["model"])
         restore_global_rng(state["rng"])
+        own = state.get("own")
+        if own is not None:
+            # Ranks above 0: their own replay buffers and random state instead of rank 0's.
+            self.model.pool_A.load_state_dict(own["pool_A"], self.device)
+            self.model.pool_B.load_state_dict(own["pool_B"], self.device)
+            restore_global_rng(own["rng"])
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self.global_step, self.elapsed = int(state["global_step"]), float(state["elapsed_seconds"])
         self.last_losses = dict(state["last_losses"])
@@ -290,25 +379,28 @@ class _Run:
         self.window_sum, self.window_count = sums["window"].clone(), int(sums["window_count"])
         self.epoch_sum, self.epoch_count = sums["epoch"].clone(), int(sums["epoch_count"])
         # Lines logged after the save describe steps that will now be trained again: drop them.
-        if self.log_path.exists() and self.log_path.stat().st_size > int(state["log_bytes"]):
+        if (self.processes.is_main and self.log_path.exists()
+                and self.log_path.stat().st_size > int(state["log_bytes"])):
             with open(self.log_path, "r+b") as log:
                 log.truncate(int(state["log_bytes"]))
 
     # ----------------------------------------------------------------------------------------- training
 
     def _loop(self) -> None:
-        options = self.options
-        steps = self.data.steps_per_epoch(options.batch_size)
+        options, processes = self.options, self.processes
+        steps = self.data.steps_per_epoch(options.batch_size, processes.world_size)
         workers = options.workers
         if workers is None:
             workers = 0 if self.device.type == "cpu" else min(4, os.cpu_count() or 1)
         self.window_sum, self.epoch_sum = self.window_sum.to(self.device), self.epoch_sum.to(self.device)
         self.session_started, self.elapsed_before = time.perf_counter(), self.elapsed
         # A fresh run starts a fresh log: lines left by an attempt killed before its first save describe nothing kept.
-        with open(self.log_path, "ab" if self.global_step else "wb") as self.log:
+        # Ranks above 0 write no log (os.devnull keeps the code paths the same).
+        log_path = self.log_path if processes.is_main else os.devnull
+        with open(log_path, "ab" if self.global_step else "wb") as self.log:
             while self.epoch < options.epochs:
                 loader = torch.utils.data.DataLoader(
-                    EpochBatches(self.data, self.epoch, options.batch_size),
+                    EpochBatches(self.data, self.epoch, options.batch_size, processes.rank, processes.world_size),
                     batch_size=None,
                     sampler=range(self.step_in_epoch, steps),
                     num_workers=workers,
@@ -330,7 +422,11 @@ class _Run:
         for path, reason in self.data.mark_unreadable(batch["failed"]):
             self.report("skipped", f"{path}: {reason}; the next image of its domain stands in for it")
         model = self.model
+        if self.processes.distributed:
+            model.scaler.weight = batch["share"]
         losses = model.train_step(model.prepare(batch["A"]), model.prepare(batch["B"]))
+        # The losses of the whole step's images (the same on every rank), so the log means what it means alone.
+        losses = self.processes.weighted_sum(losses, batch["share"])
         self.window_sum += losses
         self.window_count += 1
         self.epoch_sum += losses
@@ -358,9 +454,10 @@ class _Run:
         model.end_epoch()
         self.epoch += 1
         self.step_in_epoch = 0
-        grid = self._write_samples()
-        text = "  ".join(f"{k} {v:.3f}" for k, v in averages.items())
-        self.report(f"epoch {self.epoch}", f"{text}  lr {lr:.2e}  samples {grid.name}")
+        if self.processes.is_main:
+            grid = self._write_samples()
+            text = "  ".join(f"{k} {v:.3f}" for k, v in averages.items())
+            self.report(f"epoch {self.epoch}", f"{text}  lr {lr:.2e}  samples {grid.name}")
         self._save()
 
     def _log(self, kind: str, averages: torch.Tensor, **extra: Any) -> dict[str, float]:
@@ -394,6 +491,15 @@ class _Run:
         return self.elapsed_before + time.perf_counter() - self.session_started
 
     def _save(self) -> None:
+        # Every rank hands rank 0 what differs between ranks; rank 0 alone writes, and the others go on at once
+        # (the next step's all-reduce waits for rank 0 to finish writing).
+        model, processes = self.model, self.processes
+        own: dict[str, Any] = {"rng": capture_global_rng()}
+        if not processes.is_main:
+            own.update(pool_A=model.pool_A.state_dict(), pool_B=model.pool_B.state_dict())
+        parts = processes.gather(own)
+        if not processes.is_main:
+            return
         self.elapsed = self._elapsed_now()
         options = self.options
         finished = self.epoch >= options.epochs
@@ -423,7 +529,9 @@ class _Run:
                           "epoch": self.epoch_sum.cpu(), "epoch_count": self.epoch_count},
             "log_bytes": self.log.tell(),
             "model": self.model.state_dict(),
-            "rng": capture_global_rng(),
+            "rng": own["rng"],
+            "world_size": processes.world_size,
+            "ranks": parts[1:],
         }
         # The state goes last: it is the commit point, and the generator files above are never older than it.
         with atomic_output(self.state_path) as tmp:
@@ -441,6 +549,15 @@ class _Run:
             epochs, step, losses = self.epoch, self.global_step, self.last_losses
         return TrainResult(self.run_dir, self.run_dir / "G_AB.pt", self.run_dir / "G_BA.pt", epochs, step, losses,
                            already_finished=already_finished)
+
+
+def _summary(state: dict[str, Any]) -> dict[str, Any]:
+    """What :meth:`_Run._result` reads of a finished run's state (so the whole state need not travel to every rank)."""
+    return {key: state[key] for key in ("epoch", "global_step", "last_losses")}
+
+
+def _silent(label: str, text: str) -> None:
+    """The reporter of ranks above 0: rank 0 speaks for the run."""
 
 
 def _as_dict(values: torch.Tensor) -> dict[str, float]:
