@@ -21,7 +21,8 @@ def _main() -> None:
 @reports_errors
 def onnx_command(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint: ours (.pt), pytorch-CycleGAN-and-pix2pix "
-                                      "(latest_net_G_A.pth) or PyTorch-GAN (G_AB_<epoch>.pth)."),
+                                      "(latest_net_G_A.pth), PyTorch-GAN (G_AB_<epoch>.pth), CUT/FastCUT "
+                                      "(latest_net_G.pth) or U-GAT-IT (<dataset>_params_latest.pt)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="Output .onnx (default: beside the checkpoint)."),
     opset: int | None = typer.Option(None, help="ONNX opset (default: 17, which TensorRT 8.5+ parses)."),
     static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
@@ -34,6 +35,8 @@ def onnx_command(
     verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch first."),
     min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16, 30 int8)."),
     arch: str | None = typer.Option(None, help="Force the architecture (e.g. resnet_9blocks) for an ambiguous file."),
+    direction: str | None = typer.Option(None, help="A2B or B2A: which generator of a file holding both "
+                                         "(U-GAT-IT's *_params_latest.pt; default A2B)."),
 ) -> None:
     """Export a generator checkpoint to ONNX and verify it on real photographs."""
     from cg_export.export.onnx import export_onnx
@@ -41,7 +44,7 @@ def onnx_command(
     from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
 
     static_size = parse_size(static, "--static") if static else None
-    generator = load_generator(checkpoint, arch=arch)
+    generator = load_generator(checkpoint, arch=arch, direction=direction)
     echo("loaded", f"{checkpoint} ({generator.source_format}, sha256 {generator.sha256[:12]})")
     echo("detected" if arch is None else "arch", generator.description)
     for note in generator.notes:
