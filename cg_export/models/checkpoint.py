@@ -83,7 +83,17 @@ def describe_architecture(config: dict[str, Any]) -> str:
         extras.append("dropout")
     if name == "resnet":
         upsample = "ConvTranspose" if config.get("upsample", "transpose") == "transpose" else "nearest Upsample + conv"
+        if config.get("edge_pad", 3) != 3:
+            extras.append(f"edge padding {config['edge_pad']} (output {4 * (3 - config['edge_pad'])} px smaller)")
         return f"resnet_{config.get('n_blocks', 9)}blocks ({upsample} upsampling, {', '.join(extras)})"
+    if name == "cut_resnet":
+        halves = [half for half, key in (("down", "antialias"), ("up", "antialias_up")) if config.get(key, True)]
+        sampling = f"anti-aliased {' and '.join(halves)}sampling" if halves else "plain sampling"
+        return f"CUT resnet_{config.get('n_blocks', 9)}blocks ({sampling}, {', '.join(extras)})"
+    if name == "ugatit":
+        kind = "light, any size" if config.get("light") else f"full, {config.get('img_size', 256)}px only"
+        extras = [e for e in extras if not e.endswith(" norm")] + ["AdaLIN"]
+        return f"U-GAT-IT generator ({kind}, {config.get('n_blocks', 4)} blocks, {', '.join(extras)})"
     if name == "unet":
         size = 2 ** config.get("num_downs", 8)
         return f"unet_{size} ({config.get('num_downs', 8)} levels, {', '.join(extras)})"
