@@ -7,6 +7,7 @@ model is always fed exactly as it was trained.
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -140,6 +141,32 @@ def to_model_input(images: list[np.ndarray] | np.ndarray, kind: str = RGB_INPUT)
     if kind != RGB_INPUT:
         raise ValueError(f"kind must be one of {INPUT_KINDS}, not {kind!r}")
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def from_model_output(output: np.ndarray, kind: str, model_input: np.ndarray | None = None) -> np.ndarray:
+    """A generator's float NCHW output -> uint8 NHWC RGB images a viewer can see, for each kind of model.
+
+    Args:
+        output: The generator's output in [-1, 1].
+        kind: The model's input kind (:func:`model_input_kind`): RGB out for ``"rgb"``; one grey channel for
+            ``"grey"`` (repeated to RGB); ab (scaled by 110, as pix2pix's colorization trains it) for
+            ``"lab-l"``, joined with the input's L and converted back to RGB.
+        model_input: The batch the model was given (its L is needed for ``"lab-l"``).
+    """
+    if kind == LAB_L_INPUT:
+        from skimage.color import lab2rgb
+
+        if model_input is None:
+            raise ValueError("the colorization output needs its input's L channel")
+        lightness = (model_input[:, :1, : output.shape[2], : output.shape[3]] + 1.0) * 50.0
+        lab = np.concatenate([lightness, output[:, :2] * 110.0], axis=1).transpose(0, 2, 3, 1).astype(np.float64)
+        with warnings.catch_warnings():
+            # Predicted colours outside the sRGB gamut are clipped, which is what a viewer needs; no warning.
+            warnings.simplefilter("ignore", UserWarning)
+            rgb = np.stack([lab2rgb(image) for image in lab])
+        return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    images = to_uint8(output)
+    return np.repeat(images, 3, axis=3) if kind == GREY_INPUT else images
 
 
 def to_uint8(output: np.ndarray) -> np.ndarray:

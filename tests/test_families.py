@@ -594,3 +594,38 @@ def test_detected_family_that_does_not_fit_says_so_without_arch_advice(family_fi
     with pytest.raises(ArchitectureError, match="damaged, or a variant of contrastive-unpaired") as info:
         load_generator(_saved(tmp_path, "latest_net_G.pth", state))
     assert "--arch" not in str(info.value)
+
+
+@pytest.mark.parametrize("family", ["junyanz-grey", "pytorch-gan-grey", "junyanz-colorization", "ugatit"])
+def test_one_channel_and_fixed_size_models_stylize_photographs_to_rgb_of_the_same_size(family_files, family):
+    from cg_export.backends import runner_for
+    from cg_export.stylize import Stylizer, StylizeOptions
+
+    (_, photo), = sample_photographs(1)
+    image = fit_to_size(photo, 60, 90)  # not a multiple of 4: padding and cropping are exercised too
+    with runner_for(family_files[family][0]) as runner:
+        styled = Stylizer(runner, StylizeOptions()).image(image)
+    assert styled.shape == image.shape and styled.dtype == np.uint8
+
+
+def test_grey_scale_stylize_is_the_peer_on_luminance(family_files):
+    from cg_export.backends import runner_for
+    from cg_export.images import to_uint8
+    from cg_export.stylize import Stylizer, StylizeOptions
+
+    path, reference, _ = family_files["junyanz-grey"]
+    (_, photo), = sample_photographs(1)
+    image = fit_to_size(photo, 64, 96)
+    with runner_for(path) as runner:
+        styled = Stylizer(runner, StylizeOptions(tile=0)).image(image)
+    expected = to_uint8(reference_forward(reference, to_model_input([image], "grey")))[0]
+    assert np.abs(styled.astype(int) - np.repeat(expected, 3, axis=2).astype(int)).max() <= 1
+
+
+def test_pytorch_gan_grey_scale_stylize_refuses_tiles(family_files):
+    from cg_export.backends import runner_for
+    from cg_export.stylize import Stylizer, StylizeOptions
+
+    with runner_for(family_files["pytorch-gan-grey"][0]) as runner:
+        with pytest.raises(CgExportError, match="whole images only"):
+            Stylizer(runner, StylizeOptions(tile=64))
