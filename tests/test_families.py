@@ -599,7 +599,7 @@ def test_detected_family_that_does_not_fit_says_so_without_arch_advice(family_fi
 @pytest.mark.parametrize("family", ["junyanz-grey", "pytorch-gan-grey", "junyanz-colorization", "ugatit"])
 def test_one_channel_and_fixed_size_models_stylize_photographs_to_rgb_of_the_same_size(family_files, family):
     from cg_export.backends import runner_for
-    from cg_export.stylize import Stylizer, StylizeOptions
+    from cg_export.stylize import StylizeOptions, Stylizer
 
     (_, photo), = sample_photographs(1)
     image = fit_to_size(photo, 60, 90)  # not a multiple of 4: padding and cropping are exercised too
@@ -611,7 +611,7 @@ def test_one_channel_and_fixed_size_models_stylize_photographs_to_rgb_of_the_sam
 def test_grey_scale_stylize_is_the_peer_on_luminance(family_files):
     from cg_export.backends import runner_for
     from cg_export.images import to_uint8
-    from cg_export.stylize import Stylizer, StylizeOptions
+    from cg_export.stylize import StylizeOptions, Stylizer
 
     path, reference, _ = family_files["junyanz-grey"]
     (_, photo), = sample_photographs(1)
@@ -624,8 +624,31 @@ def test_grey_scale_stylize_is_the_peer_on_luminance(family_files):
 
 def test_pytorch_gan_grey_scale_stylize_refuses_tiles(family_files):
     from cg_export.backends import runner_for
-    from cg_export.stylize import Stylizer, StylizeOptions
+    from cg_export.stylize import StylizeOptions, Stylizer
 
     with runner_for(family_files["pytorch-gan-grey"][0]) as runner:
         with pytest.raises(CgExportError, match="whole images only"):
             Stylizer(runner, StylizeOptions(tile=64))
+
+
+def test_cli_direction_on_a_one_generator_file_is_a_one_line_error(family_files):
+    from typer.testing import CliRunner
+
+    from cg_export.cli.export import app
+
+    result = CliRunner().invoke(app, ["onnx", str(family_files["cut"][0]), "--direction", "B2A"])
+    assert result.exit_code != 0
+    assert "error:" in result.output and "holds one generator" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("family", ["cut", "ugatit-light", "ugatit", "pytorch-gan-grey"])
+def test_new_families_pass_the_tensorrt_preflight_of_every_release(exported, family):
+    """The parser matrices of TensorRT 8.5 (JetPack 5) to 10.x take these graphs (the GPU build itself runs where
+    TensorRT is installed)."""
+    from cg_export.check import check_model
+
+    model = onnx.load(str(exported(family).path))
+    for version in [(8, 5), (8, 6), (10, 3)]:
+        report = check_model(model, version)
+        assert report.ok, (family, version, [f.message for f in report.findings if f.severity == "error"])

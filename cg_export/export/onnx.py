@@ -24,9 +24,9 @@ from torch import nn
 from cg_export import __version__
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
+from cg_export.images import RGB_INPUT, model_input_kind
 from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
 from cg_export.models import LoadedGenerator, load_generator
-from cg_export.images import RGB_INPUT, model_input_kind
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 
 DEFAULT_OPSET = 17
@@ -144,7 +144,8 @@ def export_onnx(
         from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
 
         recipe = DEFAULT_RECIPE if calib_method is None else replace(DEFAULT_RECIPE, calibration_method=calib_method)
-        images = list(calibration_batches(calib, size=verification_sizes(multiple)[0][0]))
+        images = list(calibration_batches(calib, size=verification_sizes(multiple)[0][0],
+                                          kind=model_input_kind(generator.config)))
         model = quantize_int8(model, images, recipe, progress=True)
     add_metadata(model, generator, precision)
     onnx.checker.check_model(model, full_check=True)
@@ -365,17 +366,18 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
             node.attribute.extend(kept)
         if node.op_type == "Pad" and len(node.input) > 3:
             raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
-        if node.op_type in _AXES_TO_ATTRIBUTE_OPS and len(node.input) > 1 and node.input[1]:
-            if node.input[1] not in constants:
-                raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
-            axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
-            kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
-            if len(kept) != len(node.attribute) and any(a.i for a in node.attribute if a not in kept):
+        if node.op_type in _AXES_TO_ATTRIBUTE_OPS:
+            if any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
                 raise CgExportError(f"--opset 17: {node.op_type} uses noop_with_empty_axes; use --opset 18")
-            del node.input[1:]
+            kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+            if len(node.input) > 1 and node.input[1]:
+                if node.input[1] not in constants:
+                    raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
+                axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
+                kept.append(onnx.helper.make_attribute("axes", axes))
+                del node.input[1:]
             del node.attribute[:]
             node.attribute.extend(kept)
-            node.attribute.append(onnx.helper.make_attribute("axes", axes))
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             entry.version = 17
