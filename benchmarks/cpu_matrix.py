@@ -27,14 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe_machine  # noqa: E402
 
+from cg_demo.data import make_demo_dataset  # noqa: E402
 from cg_export import bench  # noqa: E402
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from cg_export.backends.torch import TorchRunner  # noqa: E402
-from cg_export.export.onnx import export_onnx  # noqa: E402
+from cg_export.export.onnx import OnnxExportOptions, export_onnx  # noqa: E402
 from cg_export.files import atomic_output, sha256_of  # noqa: E402
 from cg_export.models import create_generator, save_generator  # noqa: E402
 from cg_export.models.init import init_weights  # noqa: E402
-from training.demo_data import make_demo_dataset  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 # (size, warm-up, timed iterations): a 512x512 run of this generator takes about 3 s on 2 cores.
@@ -74,12 +74,13 @@ def main() -> None:
         else:
             model = init_weights(create_generator("resnet_9blocks", ngf=args.ngf))
             checkpoint = save_generator(model, Path(tmp) / "resnet_9blocks.pt", meta={"untrained": True, "seed": 0})
-        fp32 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks.onnx", verify=False).path
-        fp16 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_fp16.onnx", fp16=True, verify=False).path
+        fp32 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks.onnx", OnnxExportOptions(verify=False)).path
+        fp16 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_fp16.onnx",
+                           OnnxExportOptions(fp16=True, verify=False)).path
         # int8 calibrated on the embedded demo dataset's domain-A crops (never on the parity photographs).
         calib = make_demo_dataset(Path(tmp) / "demo", size=256, train_per_domain=32, test_per_domain=0) / "trainA"
-        int8 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_int8.onnx", int8=True, calib=calib,
-                           verify=False).path
+        int8 = export_onnx(checkpoint, Path(tmp) / "resnet_9blocks_int8.onnx",
+                           OnnxExportOptions(int8=True, calib=calib, verify=False)).path
         print(f"exported fp32, fp16 and int8 ONNX in {time.perf_counter() - started:.0f} s")
         files = bench.targets_from_files([checkpoint, fp32, fp16, int8])
         targets = [dataclasses.replace(t, label=t.path.name) for t in files]

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe_machine  # noqa: E402
 
-from cg_export.export.onnx import export_onnx  # noqa: E402
+from cg_export.export.onnx import OnnxExportOptions, export_onnx  # noqa: E402
 from cg_export.models import create_generator, save_generator  # noqa: E402
 from cg_export.models.init import init_weights  # noqa: E402
 
@@ -33,7 +33,7 @@ def main() -> None:
         checkpoint = save_generator(init_weights(create_generator("resnet_9blocks")), Path(tmp) / "G_AB.pt")
         for fp16 in (False, True):
             started = time.perf_counter()
-            result = export_onnx(checkpoint, Path(tmp) / f"g{'_fp16' if fp16 else ''}.onnx", fp16=fp16)
+            result = export_onnx(checkpoint, Path(tmp) / f"g{'_fp16' if fp16 else ''}.onnx", OnnxExportOptions(fp16=fp16))
             total = time.perf_counter() - started
             for case in result.parity.cases:
                 rows.append({

@@ -31,7 +31,7 @@ from cg_export import bench  # noqa: E402
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner, import_onnxruntime  # noqa: E402
 from cg_export.backends.torch import TorchRunner  # noqa: E402
 from cg_export.errors import CgExportError  # noqa: E402
-from cg_export.export.onnx import export_onnx  # noqa: E402
+from cg_export.export.onnx import OnnxExportOptions, export_onnx  # noqa: E402
 from cg_export.files import atomic_output  # noqa: E402
 from cg_export.models import create_generator, save_generator  # noqa: E402
 from cg_export.models.init import init_weights  # noqa: E402
@@ -189,7 +189,7 @@ def main() -> None:
         for fp16 in (False, True):
             try:
                 onnx_models.append(export_onnx(checkpoint, Path(tmp) / f"resnet_9blocks{'_fp16' if fp16 else ''}.onnx",
-                                               fp16=fp16, verify=False).path)
+                                               OnnxExportOptions(fp16=fp16, verify=False)).path)
             except CgExportError as exc:
                 print(f"no {'fp16' if fp16 else 'fp32'} ONNX rows: {exc}")
         print(f"exported ONNX in {time.perf_counter() - started:.0f} s")

@@ -1,7 +1,7 @@
 """INT8 recipes for a trained 9-block generator: speed and quality on ONNX Runtime CPU, each against fp32 in one run.
 
 Run: ``python benchmarks/int8_experiments.py --checkpoint G_AB.pt [--recipes naive,conv_minmax,...]``.
-Calibration: 16 domain-A training crops of the embedded demo dataset (training/demo_data.py, seed 0).
+Calibration: 16 domain-A training crops of the embedded demo dataset (cg_demo/data.py, seed 0).
 Quality: PSNR (8-bit) of ORT int8 against the PyTorch fp32 output on held-out photographs that neither training nor
 calibration saw (rocket, motorcycle_left, motorcycle_right, fitted to 256x256). Speed: ORT CPU latency at
 256x256, batch 1, median of N runs, fp32 and int8 sessions alternated so machine load hits both alike.
@@ -24,13 +24,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe_machine  # noqa: E402
 
+from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset  # noqa: E402
 from cg_export.backends.onnxruntime import import_onnxruntime  # noqa: E402
 from cg_export.export.onnx import to_onnx_graph  # noqa: E402
 from cg_export.export.quantize import DEFAULT_RECIPE, Int8Recipe, calibration_batches, quantize_int8  # noqa: E402
 from cg_export.images import fit_to_size, sample_photographs, to_model_input  # noqa: E402
 from cg_export.models import load_generator  # noqa: E402
 from cg_export.parity import psnr_8bit  # noqa: E402
-from training.demo_data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset  # noqa: E402
 
 ALL_OPS = ("Conv", "ConvTranspose", "Add", "Relu", "Pad", "InstanceNormalization", "Resize")
 RECIPES = {

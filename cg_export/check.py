@@ -5,10 +5,10 @@ that version does not take: an opset above what its parser reads, operators it l
 implement (Resize modes, non-constant padding), quantization it cannot run (Q/DQ with a non-zero or unsigned
 zero point), and, for DLA, the dynamic shapes and layers that DLA cannot run and that fall back to the GPU.
 
-The parser facts come from the operator support matrices that ship with each TensorRT ONNX parser release
-(onnx-tensorrt ``docs/operators.md``: 8.0, 8.2, 8.4, 8.5, 8.6, 10.0, 10.15) and the DLA facts from TensorRT's
-"DLA Supported Layers and Restrictions". A release between two matrices is checked against the older one; where
-that may be too strict the finding is a warning, not an error.
+The facts themselves live in :mod:`cg_export.tensorrt` (the parser support matrices of each release in
+``parser``, DLA's layers and limits in ``dla``, the releases and their API changes in ``versions``); this module
+applies them to a graph. A release between two matrices is checked against the older one; where that may be too
+strict the finding is a warning, not an error.
 """
 
 from __future__ import annotations
@@ -22,75 +22,28 @@ import onnx
 from onnx import numpy_helper
 
 from cg_export.errors import CgExportError
-
-# Default target when none is given and no TensorRT is installed: the oldest release cg-export builds for
-# (JetPack 5.1), which is also the strictest parser.
-DEFAULT_TARGET = (8, 5)
-
-_COMMON_UNSUPPORTED = {
-    "BitShift", "Compress", "ConcatFromSequence", "ConvInteger", "Det", "DynamicQuantizeLinear", "MatMulInteger",
-    "MaxRoiPool", "MaxUnpool", "Multinomial", "NegativeLogLikelihoodLoss", "QLinearConv", "QLinearMatMul",
-    "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
-    "SoftmaxCrossEntropyLoss", "SplitToSequence", "StringNormalizer", "TfIdfVectorizer", "Unique",
-}
-
-
-@dataclass(frozen=True)
-class ParserSupport:
-    """One release's ONNX parser support matrix: the highest opset it reads and the operators it lacks."""
-
-    since: tuple[int, int]
-    max_opset: int
-    unsupported: frozenset[str]
-    min_opset: int = 7
-
-
-# onnx-tensorrt docs/operators.md, rows marked "N", by the release whose matrix they are.
-PARSER_SUPPORT = (
-    ParserSupport((8, 0), 13, frozenset(_COMMON_UNSUPPORTED | {
-        "Einsum", "GatherND", "Hardmax", "IsInf", "IsNaN", "MeanVarianceNormalization", "Mod", "NonZero", "OneHot",
-        "RandomNormal", "RandomNormalLike", "Reciprocal", "RoiAlign", "Round", "Scatter", "ScatterElements",
-        "ScatterND", "Shrink", "Sign", "Xor"})),
-    ParserSupport((8, 2), 13, frozenset(_COMMON_UNSUPPORTED | {
-        "Hardmax", "IsInf", "MeanVarianceNormalization", "Mod", "NonZero", "OneHot", "RandomNormal",
-        "RandomNormalLike", "Reciprocal", "RoiAlign", "Shrink", "Xor"})),
-    ParserSupport((8, 4), 17, frozenset(_COMMON_UNSUPPORTED | {
-        "Bernoulli", "BlackmanWindow", "DFT", "GridSample", "HammingWindow", "HannWindow", "HardSwish", "Hardmax",
-        "IsInf", "LayerNormalization", "MeanVarianceNormalization", "MelWeightMatrix", "Mod", "NonZero", "OneHot",
-        "Optional", "OptionalGetElement", "OptionalHasElement", "RoiAlign", "STFT", "SequenceMap", "Trilu"})),
-    ParserSupport((8, 5), 17, frozenset(_COMMON_UNSUPPORTED | {
-        "Bernoulli", "BlackmanWindow", "DFT", "HammingWindow", "HannWindow", "Hardmax", "IsInf",
-        "LayerNormalization", "MelWeightMatrix", "Optional", "OptionalGetElement", "OptionalHasElement", "STFT",
-        "SequenceMap"})),
-    ParserSupport((8, 6), 17, frozenset(_COMMON_UNSUPPORTED | {
-        "Bernoulli", "BlackmanWindow", "DFT", "HammingWindow", "HannWindow", "Hardmax", "MelWeightMatrix",
-        "Optional", "OptionalGetElement", "OptionalHasElement", "STFT", "SequenceMap"})),
-    ParserSupport((10, 0), 20, frozenset(_COMMON_UNSUPPORTED | {
-        "AffineGrid", "Bernoulli", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "BlackmanWindow",
-        "CenterCropPad", "DFT", "HammingWindow", "HannWindow", "ImageDecoder", "MelWeightMatrix", "Optional",
-        "OptionalGetElement", "OptionalHasElement", "RegexFullMatch", "STFT", "SequenceMap", "StringConcat",
-        "StringSplit"}), min_opset=9),
-    ParserSupport((10, 15), 24, frozenset(_COMMON_UNSUPPORTED | {
-        "AffineGrid", "Bernoulli", "BitwiseAnd", "BitwiseNot", "BitwiseOr", "BitwiseXor", "CenterCropPad", "Col2Im",
-        "DFT", "ImageDecoder", "MelWeightMatrix", "Optional", "OptionalGetElement", "OptionalHasElement",
-        "RegexFullMatch", "SequenceMap", "StringConcat", "StringSplit"}), min_opset=9),
+from cg_export.tensorrt.dla import DLA_EXPLICIT_QUANTIZATION_FROM, DLA_MAX_BATCH, DLA_MAX_DIM, DLA_OPS
+from cg_export.tensorrt.parser import (
+    OLDEST_CHECKABLE,
+    RESIZE_COORDINATES,
+    RESIZE_MODES,
+    RESIZE_NEAREST_MODES,
+    support_for,
+)
+from cg_export.tensorrt.versions import (
+    NATIVE_INSTANCENORM_DEFAULT_FROM,
+    NATIVE_INSTANCENORM_FLAG_FROM,
+    OLDEST_SUPPORTED,
+    OLDEST_SUPPORTED_PLATFORM,
+    dotted,
+    import_tensorrt,
+    major_minor,
+    tensorrt_version,
 )
 
-RESIZE_MODES = {"nearest", "linear"}
-RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
-RESIZE_NEAREST_MODES = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
-
-# ONNX ops whose TensorRT layers DLA runs (activation, concatenation, convolution, deconvolution, element-wise,
-# LRN, pooling, reduce, resize, scale, shuffle, slice, softmax, unary), plus ops that vanish into neighbours.
-DLA_OPS = {
-    "Conv", "ConvTranspose", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "PRelu", "Add", "Sub", "Mul", "Div",
-    "Max", "Min", "Pow", "Equal", "Greater", "Less", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "GlobalMaxPool", "LRN", "BatchNormalization", "Resize", "Upsample", "Reshape", "Transpose", "Flatten", "Squeeze",
-    "Unsqueeze", "Slice", "Softmax", "ReduceMax", "ReduceMean", "ReduceSum", "Abs", "Sin", "Cos", "Identity",
-    "Constant", "QuantizeLinear", "DequantizeLinear", "Dropout",
-}
-DLA_MAX_DIM = 8192
-DLA_MAX_BATCH = 4096
+# Default target when none is given and no TensorRT is installed: the oldest release cg-export builds for, which
+# is also the strictest parser.
+DEFAULT_TARGET = OLDEST_SUPPORTED
 
 
 @dataclass(frozen=True)
@@ -158,31 +111,19 @@ def parse_target(text: str | None) -> tuple[int, ...] | None:
         numbers = tuple(int(part) for part in version.split("."))
     except ValueError:
         numbers = ()
-    if not numbers or len(numbers) > 4 or numbers[0] < 8:
-        raise CgExportError(f"--target {text!r}: expected a TensorRT version 8.0 or newer, such as trt=8.6 or trt=10.3")
+    if not numbers or len(numbers) > 4 or major_minor(numbers) < OLDEST_CHECKABLE:
+        raise CgExportError(f"--target {text!r}: expected a TensorRT version {dotted(OLDEST_CHECKABLE)} or newer, "
+                            "such as trt=8.6 or trt=10.3")
     return numbers if len(numbers) > 1 else (numbers[0], 0)
 
 
 def default_version() -> tuple[tuple[int, ...], str]:
     """The installed TensorRT's version, else the oldest cg-export supports; with a word on which it is."""
     try:
-        import tensorrt
-
-        version = tuple(int(p) for p in str(tensorrt.__version__).split(".") if p.isdigit())
-        return version, "the installed TensorRT"
-    except ImportError:
-        return DEFAULT_TARGET, ("no TensorRT here: the oldest cg-export builds for (JetPack 5.1); "
+        return tensorrt_version(import_tensorrt()), "the installed TensorRT"
+    except ImportError:  # not installed (MissingDependencyError is an ImportError) or a broken install
+        return DEFAULT_TARGET, (f"no TensorRT here: the oldest cg-export builds for ({OLDEST_SUPPORTED_PLATFORM}); "
                                 "pass --target trt=VERSION")
-
-
-def support_for(version: tuple[int, ...]) -> ParserSupport:
-    """The newest support matrix at or before ``version``."""
-    major_minor = (version + (0,))[:2]
-    chosen = PARSER_SUPPORT[0]
-    for support in PARSER_SUPPORT:
-        if support.since <= major_minor:
-            chosen = support
-    return chosen
 
 
 def check_file(path: str | Path, target: str | None = None, dla: bool = False) -> CheckReport:
@@ -206,11 +147,11 @@ def check_file(path: str | Path, target: str | None = None, dla: bool = False) -
 
 def check_model(model: onnx.ModelProto, version: tuple[int, ...], *, dla: bool = False) -> CheckReport:
     """Everything TensorRT ``version`` (and DLA, if ``dla``) would refuse or handle specially in ``model``."""
-    major_minor = (version + (0,))[:2]
+    release = major_minor(version)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     graph = model.graph
     report = CheckReport(
-        f"TensorRT {'.'.join(map(str, major_minor))}" + (" with DLA" if dla else ""), tuple(version), dla, opset,
+        f"TensorRT {dotted(release)}" + (" with DLA" if dla else ""), tuple(version), dla, opset,
         len(graph.node),
     )
     add = report.findings.append
@@ -223,14 +164,14 @@ def check_model(model: onnx.ModelProto, version: tuple[int, ...], *, dla: bool =
     producers = {output: node for node in graph.node for output in node.output}
 
     support = support_for(version)
-    exact = support.since == major_minor
+    exact = support.since == release
     if opset > support.max_opset:
         tested = f"the TensorRT {support.since[0]}.{support.since[1]} parser reads opsets up to {support.max_opset}"
-        advice = "export with --opset 17" if support.max_opset >= 17 else "cg-export needs TensorRT 8.5+ (opset 17)"
-        if exact or major_minor < (10, 0):
+        advice = "export with --opset 17" if support.max_opset >= 17 else f"cg-export needs TensorRT {dotted(OLDEST_SUPPORTED)}+ (opset 17)"
+        if exact or release < (10, 0):  # 10.x parsers between matrices often read newer opsets
             add(Finding("error", f"opset {opset} is too new: {tested}; {advice}"))
         else:
-            add(Finding("warning", f"opset {opset}: {tested}; {major_minor[0]}.{major_minor[1]} may read it, "
+            add(Finding("warning", f"opset {opset}: {tested}; {dotted(release)} may read it, "
                                    "but --opset 17 is safe everywhere"))
     if opset < support.min_opset:
         add(Finding("error", f"opset {opset} is too old: this TensorRT reads opset {support.min_opset} and newer"))
@@ -241,14 +182,13 @@ def check_model(model: onnx.ModelProto, version: tuple[int, ...], *, dla: bool =
             add(Finding("error", f"operator of domain {node.domain!r} needs a TensorRT plugin", where))
             continue
         if node.op_type in support.unsupported:
-            release = f"{major_minor[0]}.{major_minor[1]}"
-            add(Finding("error", f"TensorRT {release}'s ONNX parser has no {node.op_type}", where))
+            add(Finding("error", f"TensorRT {dotted(release)}'s ONNX parser has no {node.op_type}", where))
             continue
-        for finding in _node_findings(node, major_minor, constants, types, producers):
+        for finding in _node_findings(node, release, constants, types, producers):
             add(Finding(finding[0], finding[1], where))
 
     if dla:
-        _dla_findings(graph, major_minor, constants, add)
+        _dla_findings(graph, release, constants, add)
     order = {"error": 0, "warning": 1, "note": 2}
     report.findings = sorted(_merge_repeats(report.findings), key=lambda f: order[f.severity])
     return report
@@ -325,14 +265,15 @@ def _node_findings(
             found.append(("error", "Resize keep_aspect_ratio_policy must be 'stretch'"))
     elif op == "InstanceNormalization":
         computed = [name for name in node.input[1:3] if name not in constants]
-        if version < (8, 6) and computed:
+        if version < NATIVE_INSTANCENORM_FLAG_FROM and computed:
             quantized = any(getattr(producers.get(name), "op_type", "") == "DequantizeLinear" for name in computed)
-            found.append(("error", "InstanceNormalization scale and bias must be initializers before TensorRT 8.6"
+            found.append(("error", "InstanceNormalization scale and bias must be initializers before TensorRT "
+                          f"{dotted(NATIVE_INSTANCENORM_FLAG_FROM)}"
                           + (" (they are quantized: leave InstanceNorm out of quantization)" if quantized else "")))
-        if version < (8, 6):
+        if version < NATIVE_INSTANCENORM_FLAG_FROM:
             found.append(("note", "runs as TensorRT's InstanceNormalization_TRT plugin (libnvinfer_plugin); "
                                   "cg-export loads the plugin library when building and running"))
-        elif version < (10, 0):
+        elif version < NATIVE_INSTANCENORM_DEFAULT_FROM:
             found.append(("note", "8.6 runs InstanceNorm natively only with OnnxParserFlag.NATIVE_INSTANCENORM, "
                                   "which cg-export trt sets (otherwise the plugin is used)"))
         if types.get(node.input[0]) == onnx.TensorProto.FLOAT16:
@@ -407,7 +348,7 @@ def _dla_findings(
         elif node.op_type == "Resize" and not _dla_resize_ok(node, constants):
             fallback["Resize (not nearest with integer scales 1-32)"] += 1
     has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node)
-    if has_qdq and version < (10, 0):
+    if has_qdq and version < DLA_EXPLICIT_QUANTIZATION_FROM:
         add(Finding("warning", "DLA on TensorRT 8.x does not take explicit (Q/DQ) quantization: the quantized "
                                "layers run on the GPU; TensorRT 10 (JetPack 6.1+) does"))
     if fallback:

@@ -40,7 +40,12 @@ def sample_photographs(count: int | None = None) -> list[tuple[str, np.ndarray]]
     return [(Path(name).stem, load_image(Path(str(folder / name)))) for name in names]
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
+#: The photograph files every tool looks for in a folder (training data, int8 calibration, cg-stylize inputs):
+#: formats Pillow both reads and writes, so a stylized image can keep its input's format. ``.jpe``/``.jfif`` are
+#: JPEG under the names some systems save it with.
+IMAGE_SUFFIXES = frozenset({
+    ".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif",
+})
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -24,6 +24,8 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 # Exponential smoothing of InstanceNorm statistics across video frames: each frame moves them this far, so the
 # colours stop flickering while following real scene changes within a second or so.
 VIDEO_STATS_MOMENTUM = 0.1
+# Pillow formats (among IMAGE_SUFFIXES') that cannot store an alpha channel: the output drops it.
+_FORMATS_WITHOUT_ALPHA = frozenset({"JPEG", "BMP", "PPM"})
 
 
 @dataclass
@@ -56,10 +58,9 @@ class StylizeReport:
 def write_photo(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, source_format: str) -> None:
     """Write atomically in the format the output name implies, carrying the alpha channel where it fits."""
     image = Image.fromarray(rgb)
-    suffix = path.suffix.lower()
-    if alpha is not None and suffix not in (".jpg", ".jpeg", ".bmp", ".ppm"):
+    fmt = Image.registered_extensions().get(path.suffix.lower(), source_format or "PNG")
+    if alpha is not None and fmt not in _FORMATS_WITHOUT_ALPHA:
         image.putalpha(Image.fromarray(alpha))
-    fmt = Image.registered_extensions().get(suffix, source_format or "PNG")
     options = {"quality": 95} if fmt == "JPEG" else {}
     with atomic_output(path) as tmp:
         image.save(tmp, format=fmt, **options)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from cg_export.backends.base import Runner
 from cg_export.images import RGB_INPUT, from_model_output, to_model_input
+from cg_export.sizes import round_up
 
 DEFAULT_OVERLAP = 32
 DEFAULT_STATS_SIZE = 512
@@ -38,11 +39,6 @@ class Window:
     def shape(self) -> tuple[int, int]:
         """(height, width) of the window."""
         return (self.bottom - self.top, self.right - self.left)
-
-
-def round_up(value: int, multiple: int) -> int:
-    """Smallest multiple of ``multiple`` that is >= ``value``."""
-    return -(-value // multiple) * multiple
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

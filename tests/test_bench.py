@@ -16,18 +16,19 @@ import numpy as np
 import onnx
 import pytest
 from conftest import make_generator
+from typer.testing import CliRunner, Result
 
 from cg_export import bench
 from cg_export.backends import Runner, runner_for
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
+from cg_export.cli.bench import app as cg_bench_app
 from cg_export.errors import BackendError, CgExportError
-from cg_export.export.onnx import export_onnx
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.files import sha256_of
 from cg_export.images import sample_photographs, to_uint8
 from cg_export.models import save_generator
 
-CG_BENCH = [sys.executable, "-m", "cg_export.cli.bench"]
 SIZE = (32, 32)
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
@@ -68,7 +69,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny generator as .pt, its ONNX export, variants of its metadata, and an engine file that cannot run."""
     folder = tmp_path_factory.mktemp("bench")
     pt = save_generator(make_generator("resnet", ngf=4, n_blocks=2), folder / "g.pt")
-    onnx_path = export_onnx(pt, folder / "g.onnx", verify=False).path
+    onnx_path = export_onnx(pt, folder / "g.onnx", OnnxExportOptions(verify=False)).path
     other = save_generator(make_generator("resnet", seed=1, ngf=4, n_blocks=2), folder / "other.pt")
     engine = folder / "g.engine"
     engine.write_bytes(b"not an engine")
@@ -227,6 +228,26 @@ def test_a_model_exported_from_another_checkpoint_is_flagged(report):
         assert "different checkpoint than the reference" in row.note and row.psnr_db is not None
 
 
+def test_a_checkpoint_is_a_source_not_an_export(files):
+    # g.pt against the other checkpoint: its parity is low, but it records no export, so no "exported from" note.
+    targets = bench.targets_from_files([files["pt"]])
+    result = bench.run_benchmark(targets, sizes=[SIZE], warmup=0, iterations=1,
+                                 reference=bench.find_reference([], reference=files["other_pt"]))
+    (row,) = result.results
+    assert row.available and row.psnr_db is not None and row.psnr_db < 60 and row.note is None
+
+
+def test_progress_lines_say_what_ran_and_why_not():
+    timed, skipped = synthetic({"a.onnx": 1.5, "b.engine": None}).results
+    timed.psnr_db = 41.26
+    skipped.notes.append("TensorRT is not installed")
+    assert bench.progress_line(timed) == ("timed", "a.onnx onnxruntime:CPU fp32 256x256 batch 1: p50 1.500 ms, "
+                                                   "PSNR 41.3 dB")
+    assert bench.progress_line(skipped) == ("skipped", "b.engine onnxruntime:CPU fp32 256x256 batch 1: "
+                                                       "TensorRT is not installed")
+    assert bench.progress_line(skipped, with_note=False)[1] == bench.describe_row(skipped)
+
+
 def test_missing_backend_module_gives_one_line(monkeypatch, files):
     monkeypatch.setitem(sys.modules, "cg_export.backends.tensorrt", None)
     with pytest.raises(BackendError, match="no TensorRT backend"):
@@ -236,9 +257,25 @@ def test_missing_backend_module_gives_one_line(monkeypatch, files):
 def test_table_and_markdown_number_their_notes(report, tmp_path):
     table = bench.format_table(report)
     assert table.splitlines()[0].startswith("model") and "[1] " in table
+    notes = [line for line in table.splitlines() if line.startswith("[")]
+    assert len(notes) == len({r.note for r in report.results if r.note})
     markdown = bench.write_markdown(report, tmp_path / "r.md").read_text()
     assert "| model | backend |" in markdown and "Parity reference" in markdown and "\n1. " in markdown
     assert markdown.count("g.pt | torch | fp32 | cpu | 32x32 |") == 2
+
+
+def test_table_columns_line_up_at_any_terminal_width(report, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # rich would squeeze a table to the terminal; a report never is
+    header, rule, *lines = bench.format_table(report).splitlines()
+    assert [title in header for title in bench.TABLE_HEADER] == [True] * len(bench.TABLE_HEADER)
+    assert set(rule) == {"-"} and len(rule) >= len(header)
+    body, notes = lines[: len(report.results)], lines[len(report.results):]
+    assert all(note.startswith("[") for note in notes)
+    size_at, batch_end = header.index("size"), header.index("batch") + len("batch")
+    for line, row in zip(body, report.results):
+        assert line.startswith(row.model + " ")  # full paths, never cut
+        assert line[size_at:].startswith(f"{row.height}x{row.width}")  # text columns left-aligned under the title
+        assert line[:batch_end].endswith(f" {row.batch}")  # numbers right-aligned under the title
 
 
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
@@ -369,8 +406,9 @@ def test_baseline_must_be_a_report(tmp_path):
 # ---------------------------------------------------------------------------------------------- command line
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*CG_BENCH, *args], capture_output=True, text=True, timeout=300)
+def run(*args: str) -> Result:
+    """cg-bench in this process (typer's test runner): the same command, without a Python start-up per call."""
+    return CliRunner().invoke(cg_bench_app, list(args))
 
 
 def test_cli_end_to_end_with_reports_and_compare(files, tmp_path):
@@ -379,7 +417,7 @@ def test_cli_end_to_end_with_reports_and_compare(files, tmp_path):
     common = [str(files["pt"]), str(files["onnx"]), str(files["engine"]), "--size", "32x32", "--batch", "1",
               "--batch", "2", "--warmup", "1", "--iterations", "2"]
     result = run(*common, "--json", str(outputs[0]), "--markdown", str(outputs[1]), *plot)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert "reference g.pt (the PyTorch checkpoint among the models)" in result.stdout.replace(str(files["pt"]), "g.pt")
     assert "p50 ms" in result.stdout and "skipped" in result.stdout
     data = json.loads(outputs[0].read_text())
@@ -392,7 +430,7 @@ def test_cli_end_to_end_with_reports_and_compare(files, tmp_path):
             row["latency_ms"]["p50"] = 1e-6
     (tmp_path / "fast.json").write_text(json.dumps(fast))
     result = run(*common, "--compare", str(tmp_path / "fast.json"), "--fail-on-regression")
-    assert result.returncode == 1 and "REGRESSION" in result.stdout
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit) and "REGRESSION" in result.stdout
     assert result.stderr.startswith("error: 4 row(s) regressed against") and "Traceback" not in result.stderr
 
     for row in fast["results"]:
@@ -400,7 +438,7 @@ def test_cli_end_to_end_with_reports_and_compare(files, tmp_path):
             row["latency_ms"]["p50"] = 1e9
     (tmp_path / "slow.json").write_text(json.dumps(fast))
     result = run(*common, "--compare", str(tmp_path / "slow.json"), "--threshold", "5", "--fail-on-regression")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert "REGRESSION" not in result.stdout and "p50 more than 5% slower" in result.stdout
 
 
@@ -414,12 +452,13 @@ def test_cli_end_to_end_with_reports_and_compare(files, tmp_path):
 ])
 def test_cli_errors_are_one_line(files, args, message):
     result = run(*[a.format(pt=files["pt"], engine=files["engine"]) for a in args])
-    assert result.returncode == 1
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # an exit, not an uncaught error
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
 
 
 def test_cli_plot_without_matplotlib_fails_before_benchmarking(files, tmp_path):
+    # A real process through the console script's main(), so the entry point itself is exercised once.
     code = ("import sys; sys.modules['matplotlib'] = None; from cg_export.cli.bench import main; "
             f"sys.argv = ['cg-bench', {str(files['pt'])!r}, '--plot', {str(tmp_path / 'p.png')!r}]; main()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

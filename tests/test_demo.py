@@ -14,21 +14,13 @@ import pytest
 from fake_tensorrt import FakeCudart, FakeTensorRT, simulate_gpu
 from PIL import Image
 
+from cg_demo import report as demo_report
+from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
+from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, SampleOutcome
+from cg_demo.runner import MARKER, measure_learned_mapping, prepare_output, run_demo
 from cg_export.errors import CgExportError
-from training import demo_report
-from training.demo import (
-    DEMO_FORMAT,
-    MARKER,
-    QUICK_PLAN,
-    REFERENCE_LABEL,
-    DemoPlan,
-    SampleOutcome,
-    measure_learned_mapping,
-    prepare_output,
-    run_demo,
-)
 
-CG_DEMO = [sys.executable, "-c", "from training.demo_cli import main; main()"]
+CG_DEMO = [sys.executable, "-c", "from cg_demo.cli import main; main()"]
 
 # The smallest plan that still runs every stage: seconds of training, one small benchmark size.
 TINY_PLAN = DemoPlan(data_size=48, train_per_domain=4, image_size=32, epochs=1, arch="resnet", ngf=4, n_blocks=1,
@@ -118,6 +110,8 @@ def test_html_report_is_well_formed_and_links_files_that_exist(demo_with_fake_te
                 self.sources.append(dict(attrs)["src"])
             elif tag not in ("meta",):
                 self.stack.append(tag)
+            if tag == "a":
+                self.sources.append(dict(attrs)["href"])
 
         def handle_endtag(self, tag):
             assert self.stack.pop() == tag
@@ -129,29 +123,29 @@ def test_html_report_is_well_formed_and_links_files_that_exist(demo_with_fake_te
     assert all((out / source).is_file() for source in parser.sources)
 
 
-def test_learned_mapping_is_measured_against_the_known_answer(tmp_path):
+def test_learned_mapping_is_measured_against_the_known_answer():
     photo = np.full((8, 8, 3), 100, np.uint8)
     target = np.full((8, 8, 3), 160, np.uint8)
-    paths = {}
-    for name, image in (("photo", photo), ("target", target), ("same", photo), ("closer", target - 10)):
-        paths[name] = tmp_path / f"{name}.png"
-        Image.fromarray(image).save(paths[name])
-    unchanged = SampleOutcome("x", str(paths["photo"]), str(paths["target"]), {REFERENCE_LABEL: str(paths["same"])})
-    learned = SampleOutcome("y", str(paths["photo"]), str(paths["target"]), {REFERENCE_LABEL: str(paths["closer"])})
-    assert measure_learned_mapping([unchanged]) | {"summary": ""} == {
-        "photograph_mae": 60.0, "output_mae": 60.0, "summary": ""}
-    assert measure_learned_mapping([learned])["output_mae"] == 10.0
-    assert measure_learned_mapping([SampleOutcome("z", "a", "b")])["output_mae"] is None
+
+    def sample(output: np.ndarray | None) -> SampleOutcome:
+        images = {} if output is None else {REFERENCE_LABEL: output}
+        return SampleOutcome("x", "x.png", "x-poster.png", photo=photo, target=target, images=images)
+
+    unchanged = measure_learned_mapping([sample(photo)])
+    assert (unchanged.photograph_mae, unchanged.output_mae) == (60.0, 60.0)
+    assert measure_learned_mapping([sample(target - 10)]).output_mae == 10.0
+    assert measure_learned_mapping([sample(None)]).output_mae is None
+    assert measure_learned_mapping([sample(None)]).to_json()["photograph_mae"] is None
 
 
 def test_markdown_and_html_say_the_same_thing():
-    blocks = [demo_report.Block("heading", "T <1>", 1), demo_report.Block("text", "run `cg-demo` & see"),
-              demo_report.Block("table", [["a", "b|c"], ["`x`", "<y>"]]), demo_report.Block("code", "cg-demo --quick")]
-    markdown = demo_report.to_markdown(blocks)
-    assert "# T <1>" in markdown and "| a | b\\|c |" in markdown and "```bash\ncg-demo --quick\n```" in markdown
-    page = demo_report.to_html(blocks)
+    table = demo_report.markdown_table([["a", "b|c"], ["`x`", "<y>"]])
+    assert table.splitlines()[0] == "| a | b\\|c |"
+    markdown = "\n\n".join(["# T <1>", "run `cg-demo` & see", table, "```bash\ncg-demo --quick\n```"])
+    page = demo_report.to_html(markdown)
     assert "<h1>T &lt;1&gt;</h1>" in page and "run <code>cg-demo</code> &amp; see" in page
-    assert "<td><code>x</code></td><td>&lt;y&gt;</td>" in page
+    assert "<th>b|c</th>" in page and "<td><code>x</code></td>\n<td>&lt;y&gt;</td>" in page
+    assert "cg-demo --quick" in page and "<y>" not in page
 
 
 def test_an_earlier_demo_is_replaced_but_nothing_else_is_touched(tmp_path):
@@ -194,10 +188,24 @@ def test_cli_help_names_the_options():
 
 
 def test_quick_plan_is_smaller_than_the_full_one():
-    from training.demo import FULL_PLAN
-
     assert QUICK_PLAN.epochs * QUICK_PLAN.train_per_domain < FULL_PLAN.epochs * FULL_PLAN.train_per_domain
     assert len(QUICK_PLAN.bench_sizes) <= len(FULL_PLAN.bench_sizes)
+
+
+def test_training_and_the_report_do_not_import_upwards():
+    """``training/`` imports nothing of the demo, and the report reads the results without importing the runner."""
+    import ast
+
+    def imported(path: Path) -> set[str]:
+        tree = ast.parse(path.read_text())
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+
+    root = Path(__file__).resolve().parents[1]
+    for module in sorted((root / "training").glob("*.py")):
+        assert not {name for name in imported(module) if name.split(".")[0] == "cg_demo"}, module.name
+    assert "cg_demo.runner" not in imported(root / "cg_demo" / "report.py")
+    assert not {"cg_demo.runner", "cg_demo.report"} & imported(root / "cg_demo" / "results.py")
 
 
 @pytest.mark.slow

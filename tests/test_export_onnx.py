@@ -13,7 +13,7 @@ from conftest import make_generator
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.errors import CgExportError, ParityError
-from cg_export.export.onnx import export_onnx, to_onnx_graph, verification_sizes
+from cg_export.export.onnx import OnnxExportOptions, export_onnx, to_onnx_graph, verification_sizes
 from cg_export.metadata import onnx_props
 from cg_export.models import load_generator
 from cg_export.parity import measure_parity, photograph_batches
@@ -77,14 +77,14 @@ def test_upsample_layout_exports_nearest_resize_with_constant_scales(checkpoints
 
 
 def test_any_size_and_batch_runs(checkpoints, tmp_path):
-    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", verify=False).path
+    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(verify=False)).path
     with OnnxRuntimeRunner(path) as runner:
         for shape in [(1, 3, 64, 64), (3, 3, 100, 36)]:
             assert runner(np.zeros(shape, np.float32)).shape == shape
 
 
 def test_static_shape_and_batch(checkpoints, tmp_path):
-    result = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", static_size=(128, 192), batch=1)
+    result = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(static_size=(128, 192), batch=1))
     (inp,) = onnx.load(str(result.path)).graph.input
     assert _dims(inp) == [1, 3, 128, 192]
     assert [c.label.split(" @ ")[1] for c in result.parity.cases] == ["128x192"]
@@ -92,16 +92,16 @@ def test_static_shape_and_batch(checkpoints, tmp_path):
 
 def test_static_size_must_fit_the_architecture(checkpoints, tmp_path):
     with pytest.raises(CgExportError, match="multiples of 128"):
-        export_onnx(checkpoints["unet128_net_G.pth"], tmp_path / "g.onnx", static_size=(256, 200))
+        export_onnx(checkpoints["unet128_net_G.pth"], tmp_path / "g.onnx", OnnxExportOptions(static_size=(256, 200)))
 
 
 def test_opset_18_is_available(checkpoints, tmp_path):
-    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", opset=18).path
+    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(opset=18)).path
     assert onnx.load(str(path)).opset_import[0].version == 18
 
 
 def test_fp16_keeps_normalisation_and_io_in_fp32(checkpoints, tmp_path):
-    result = export_onnx(checkpoints["G_AB_7.pth"], tmp_path / "g16.onnx", fp16=True)
+    result = export_onnx(checkpoints["G_AB_7.pth"], tmp_path / "g16.onnx", OnnxExportOptions(fp16=True))
     model = onnx.load(str(result.path))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -122,7 +122,7 @@ def test_failed_verification_writes_nothing_and_keeps_the_old_file(checkpoints, 
     target = tmp_path / "g.onnx"
     target.write_bytes(b"previous export")
     with pytest.raises(ParityError, match="fp16 parity check failed") as info:
-        export_onnx(checkpoints["ours.pt"], target, fp16=True, min_psnr_db=500)
+        export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(fp16=True, min_psnr_db=500))
     assert info.value.report.psnr_db < 500
     assert target.read_bytes() == b"previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"]
@@ -137,8 +137,8 @@ def test_default_output_sits_beside_the_checkpoint(tmp_path):
     from cg_export.models import save_generator
 
     checkpoint = save_generator(make_generator("resnet_tiny"), tmp_path / "G_AB.pt")
-    assert export_onnx(checkpoint, verify=False).path == tmp_path / "G_AB.onnx"
-    assert export_onnx(checkpoint, fp16=True, verify=False).path == tmp_path / "G_AB_fp16.onnx"
+    assert export_onnx(checkpoint, None, OnnxExportOptions(verify=False)).path == tmp_path / "G_AB.onnx"
+    assert export_onnx(checkpoint, None, OnnxExportOptions(fp16=True, verify=False)).path == tmp_path / "G_AB_fp16.onnx"
 
 
 def test_verification_sizes_fit_each_architecture():
@@ -155,7 +155,7 @@ def test_full_size_9block_generator_parity(tmp_path):
     checkpoint = save_generator(make_generator("resnet_9blocks"), tmp_path / "G_AB.pt")
     fp32 = export_onnx(checkpoint, tmp_path / "g.onnx")
     assert fp32.parity.max_abs_err <= 1e-3
-    fp16 = export_onnx(checkpoint, tmp_path / "g16.onnx", fp16=True)
+    fp16 = export_onnx(checkpoint, tmp_path / "g16.onnx", OnnxExportOptions(fp16=True))
     assert fp16.parity.psnr_db >= 40
     # Parity measured independently of the exporter's own check, on other photographs' sizes.
     inputs = photograph_batches([(128, 320)], photos_per_batch=1)

@@ -21,7 +21,7 @@ from torch import nn
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.errors import ArchitectureError, CgExportError, CheckpointError
-from cg_export.export.onnx import export_onnx
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.images import fit_to_size, model_input_kind, sample_photographs, to_model_input
 from cg_export.models import load_generator
 from cg_export.models.checkpoint import SOURCE_CUT, SOURCE_JUNYANZ, SOURCE_PYTORCH_GAN, SOURCE_UGATIT
@@ -537,7 +537,7 @@ def test_ugatit_direction_picks_the_other_generator(family_files):
 def test_ugatit_full_model_refuses_another_static_size(family_files, tmp_path):
     path, _, _ = family_files["ugatit"]
     with pytest.raises(CgExportError, match="only runs at 64x64"):
-        export_onnx(path, tmp_path / "g.onnx", static_size=(128, 128))
+        export_onnx(path, tmp_path / "g.onnx", OnnxExportOptions(static_size=(128, 128)))
     assert not (tmp_path / "g.onnx").exists()
 
 
@@ -565,7 +565,7 @@ def test_one_channel_inputs_are_what_the_peers_feed():
 
 def test_uint8_io_is_refused_for_models_that_do_not_take_rgb(family_files, tmp_path):
     with pytest.raises(CgExportError, match="does not take RGB"):
-        export_onnx(family_files["junyanz-grey"][0], tmp_path / "g.onnx", uint8_io=True)
+        export_onnx(family_files["junyanz-grey"][0], tmp_path / "g.onnx", OnnxExportOptions(uint8_io=True))
 
 
 def _saved(tmp_path, name, state):

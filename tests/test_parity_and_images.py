@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,20 @@ def test_runtime_modules_import_without_torch():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+def test_deployable_commands_start_without_torch_or_onnx():
+    """cg-stylize and cg-bench run models on machines with only a runtime: their option declarations (help
+    quoting library defaults) must not pull in torch or the onnx package."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
+        "import typer.main\n"
+        "from cg_export.cli import bench, stylize\n"
+        "for app in (bench.app, stylize.app): typer.main.get_command(app)\n"
+        "print('ok')"
+    )
+    result = _python(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 def test_missing_onnxruntime_is_one_clear_error(checkpoints, tmp_path):
     code = (
         "import sys; sys.modules['onnxruntime'] = None\n"
@@ -120,3 +135,21 @@ def test_cli_help_works_without_onnxruntime():
     )
     result = _python(code)
     assert result.returncode == 0 and "onnx" in result.stdout
+
+
+def test_training_calibration_and_stylize_find_the_same_image_files(tmp_path):
+    from cg_export.export.quantize import find_calibration_images
+    from cg_export.images import IMAGE_SUFFIXES
+    from cg_export.stylize import collect_inputs
+    from training.data import scan_domain
+
+    image = Image.new("RGB", (40, 30), (10, 200, 30))
+    for name in ("a.png", "b.JPG", "c.jfif", "d.webp", "e.tiff"):
+        image.save(tmp_path / name, format=Image.registered_extensions()[Path(name).suffix.lower()])
+    image.save(tmp_path / "scan.pdf")  # Pillow writes PDFs, but a PDF is no photograph
+    (tmp_path / "notes.txt").write_text("not an image")
+    photographs = sorted(p for p in tmp_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    assert [p.name for p in photographs] == ["a.png", "b.JPG", "c.jfif", "d.webp", "e.tiff"]
+    assert find_calibration_images(tmp_path) == photographs
+    assert [path for path, _ in collect_inputs([tmp_path])] == photographs
+    assert scan_domain("A", tmp_path).files == photographs

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from cg_export.errors import CgExportError, ParityError
-from cg_export.export.onnx import export_onnx, to_onnx_graph
+from cg_export.export.onnx import OnnxExportOptions, export_onnx, to_onnx_graph
 from cg_export.export.quantize import (
     DEFAULT_RECIPE,
     Int8Recipe,
@@ -102,11 +102,11 @@ def test_all_unreadable_calibration_folder(tmp_path):
 
 def test_int8_needs_photographs(checkpoints, tmp_path):
     with pytest.raises(CgExportError, match="needs --calib"):
-        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", int8=True)
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(int8=True))
     with pytest.raises(CgExportError, match="one of --fp16 and --int8"):
-        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", int8=True, fp16=True, calib=tmp_path)
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(int8=True, fp16=True, calib=tmp_path))
     with pytest.raises(CgExportError, match="only applies with --int8"):
-        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", calib=tmp_path)
+        export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(calib=tmp_path))
     with pytest.raises(CgExportError, match="calibration method 'bogus'"):
         quantize_int8(onnx.ModelProto(), [np.zeros((1, 3, 8, 8), np.float32)], Int8Recipe(calibration_method="bogus"))
 
@@ -114,9 +114,9 @@ def test_int8_needs_photographs(checkpoints, tmp_path):
 def test_int8_end_to_end_is_gated_and_recorded(checkpoints, photo_folder, tmp_path):
     target = tmp_path / "g_int8.onnx"
     with pytest.raises(ParityError, match="int8 parity check failed"):
-        export_onnx(checkpoints["ours.pt"], target, int8=True, calib=photo_folder, min_psnr_db=99)
+        export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(int8=True, calib=photo_folder, min_psnr_db=99))
     assert not target.exists()
-    result = export_onnx(checkpoints["ours.pt"], target, int8=True, calib=photo_folder, min_psnr_db=0)
+    result = export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(int8=True, calib=photo_folder, min_psnr_db=0))
     model = onnx.load(str(target))
     assert {p.key: p.value for p in model.metadata_props}["cg_export.precision"] == "int8"
     assert Counter(n.op_type for n in model.graph.node)["QuantizeLinear"] > 0

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from PIL import Image
+from typer.testing import CliRunner, Result
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
-from cg_export.export.onnx import export_onnx
+from cg_export.cli.stylize import app as cg_stylize
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.images import fit_to_size, read_photo, sample_photographs, to_model_input
 from cg_export.models import load_generator
 from cg_export.norm_stats import NORM_STATS, norm_channel_count, split_norm_stats_graphs
 from cg_export.parity import psnr_8bit
 from cg_export.tiling import blend_weights, plan_windows, stylize_array
-
-STYLIZE = [sys.executable, "-m", "cg_export.cli.stylize"]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +85,8 @@ def test_odd_sizes_keep_their_size(onnx_model, photo):
         assert stylize_array(runner, image, 4, tile=64, overlap=8).shape == image.shape
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*STYLIZE, *map(str, args)], capture_output=True, text=True, timeout=300)
+def _run(*args: object) -> Result:
+    return CliRunner().invoke(cg_stylize, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +112,7 @@ def image_folder(tmp_path_factory, photo) -> Path:
 def test_folder_keeps_sizes_alpha_paths_and_reports_bad_files(onnx_model, image_folder, tmp_path):
     out = tmp_path / "out"
     result = _run(onnx_model, image_folder, "-o", out, "--no-progress", "--tile", "64")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "skipped:" in result.stderr and "broken.png" in result.stderr and "Traceback" not in result.stderr
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["deep16.png", "grey.png", "nested/alpha.png", "print.jpg", "rotated.jpg"]
@@ -133,19 +131,19 @@ def test_sixteen_bit_images_are_scaled_not_clipped(image_folder):
 
 def test_single_file_and_never_overwriting_the_input(onnx_model, image_folder, tmp_path):
     target = tmp_path / "one.png"
-    assert _run(onnx_model, image_folder / "grey.png", "-o", target, "--no-progress").returncode == 0
+    assert _run(onnx_model, image_folder / "grey.png", "-o", target, "--no-progress").exit_code == 0
     assert Image.open(target).size == (140, 100)
     copy = tmp_path / "same.png"
     copy.write_bytes((image_folder / "grey.png").read_bytes())
     before = copy.read_bytes()
     result = _run(onnx_model, copy, "-o", copy, "--no-progress")
-    assert result.returncode == 1 and "refusing to overwrite the input" in result.stderr
+    assert result.exit_code == 1 and "refusing to overwrite the input" in result.stderr
     assert copy.read_bytes() == before
 
 
 def test_torch_checkpoint_runs_the_same_way(checkpoints, image_folder, tmp_path):
     result = _run(checkpoints["latest_net_G_A.pth"], image_folder / "print.jpg", "-o", tmp_path / "p.jpg", "--tile", "0")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert Image.open(tmp_path / "p.jpg").size == (140, 100)
 
 
@@ -169,7 +167,7 @@ def test_video_keeps_frames_size_and_audio(onnx_model, photo, tmp_path):
         out.mux(audio.encode())
     target = tmp_path / "styled.mp4"
     result = _run(onnx_model, source, "-o", target, "--no-progress")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert "8 frames at" in result.stdout
     with av.open(str(target)) as styled:
         assert [s.type for s in styled.streams] == ["video", "audio"]
@@ -178,7 +176,7 @@ def test_video_keeps_frames_size_and_audio(onnx_model, photo, tmp_path):
 
 
 def test_uint8_io_graph_takes_camera_bytes(checkpoints, tmp_path, photo):
-    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g_u8.onnx", uint8_io=True).path
+    path = export_onnx(checkpoints["ours.pt"], tmp_path / "g_u8.onnx", OnnxExportOptions(uint8_io=True)).path
     model = onnx.load(str(path))
     (inp,), (out,) = model.graph.input, model.graph.output
     assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.UINT8

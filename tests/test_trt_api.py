@@ -25,13 +25,11 @@ from cg_export.backends.tensorrt import (
     CudaRuntime,
     GpuInfo,
     TensorRTRunner,
-    compatibility_problem,
-    read_sidecar,
-    sidecar_path,
 )
 from cg_export.errors import BackendError, CgExportError, MissingDependencyError, ParityError
 from cg_export.export.trt import (
     EngineBuildError,
+    EngineOptions,
     LayerPrecisions,
     build_engine,
     check_engine_precision,
@@ -42,6 +40,14 @@ from cg_export.export.trt import (
 )
 from cg_export.files import sha256_of
 from cg_export.parity import photograph_batches
+from cg_export.tensorrt.sidecar import (
+    EngineRecord,
+    EngineSource,
+    compatibility_problem,
+    read_engine_metadata,
+    read_sidecar,
+    sidecar_path,
+)
 
 
 def _real_cudart():
@@ -245,7 +251,7 @@ def test_precision_check_fails_loudly_on_an_all_fp32_engine():
 def test_fp16_build_on_each_release(gpu, tmp_path):
     trt, _cuda, state = gpu
     source = generator_onnx()
-    result = build_engine(source, tmp_path / "g.engine", fp16=True, **SMALL)
+    result = build_engine(source, tmp_path / "g.engine", EngineOptions(fp16=True, **SMALL))
     version = tuple(int(p) for p in trt.__version__.split("."))
 
     assert result.path.read_bytes().startswith(b"ENGINE") and result.precision == "fp16"
@@ -270,7 +276,7 @@ def test_fp16_build_on_each_release(gpu, tmp_path):
     assert state["executions"] == [(1, 3, 64, 64), (1, 3, 64, 96)]  # verification ran the engine
 
     record = json.loads(result.sidecar.read_text())
-    assert result.sidecar == sidecar_path(result.path) and read_sidecar(result.path) == record
+    assert result.sidecar == sidecar_path(result.path) and read_sidecar(result.path).to_json() == record
     assert record["tensorrt_version"] == trt.__version__ and record["precision"] == "fp16"
     assert record["gpu"] == {"name": "NVIDIA Orin", "compute_capability": "8.7"}
     assert record["profiles"] == [{"input": "input", "min": [1, 3, 32, 32], "opt": [1, 3, 64, 64],
@@ -284,7 +290,7 @@ def test_fp16_build_on_each_release(gpu, tmp_path):
 @pytest.mark.parametrize("gpu", [RELEASES[1]], indirect=True, ids=["10.3.0"])
 def test_fp32_build_clears_tf32_and_keeps_fp32_parity(gpu, tmp_path):
     trt, _, state = gpu
-    result = build_engine(generator_onnx(), tmp_path / "g.engine", **SMALL)
+    result = build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(**SMALL))
     assert result.precision == "fp32" and state["builder_flags"] == set()
     assert trt.called("IBuilderConfig.clear_flag")[0][0][0] == trt.BuilderFlag.TF32
     assert result.parity.max_abs_err <= 1e-3
@@ -293,7 +299,7 @@ def test_fp32_build_clears_tf32_and_keeps_fp32_parity(gpu, tmp_path):
 @pytest.mark.parametrize("gpu", [RELEASES[0], RELEASES[3]], indirect=True, ids=["8.6.1", "11.4.0.106"])
 def test_fp16_onnx_source_builds_without_converting_again(gpu, tmp_path):
     trt, _, state = gpu
-    result = build_engine(generator_onnx_fp16(), tmp_path / "g.engine", **SMALL)
+    result = build_engine(generator_onnx_fp16(), tmp_path / "g.engine", EngineOptions(**SMALL))
     assert result.precision == "fp16"
     assert state["onnx"] == onnx.load(str(generator_onnx_fp16())).SerializeToString()
     assert state["builder_flags"] == (set() if trt.__version__.startswith("11") else {"FP16"})
@@ -304,7 +310,7 @@ def test_fp16_onnx_source_builds_without_converting_again(gpu, tmp_path):
 def test_int8_from_a_qdq_model_on_each_release(gpu, tmp_path, monkeypatch):
     trt, cuda, _ = gpu
     state = simulate_gpu(trt, cuda, engine_layers=lambda s: ["int8"] * 9 + ["fp32"] * 3)
-    result = build_engine(generator_onnx_int8(), tmp_path / "g_int8.engine", int8=True, **SMALL)
+    result = build_engine(generator_onnx_int8(), tmp_path / "g_int8.engine", EngineOptions(int8=True, **SMALL))
     assert result.precision == "int8" and result.layers.counts == {"int8": 9, "fp32": 3}
     eleven = trt.__version__.startswith("11")
     assert state["builder_flags"] == (set() if eleven else {"INT8"})
@@ -314,10 +320,13 @@ def test_int8_from_a_qdq_model_on_each_release(gpu, tmp_path, monkeypatch):
 
 
 def test_int8_needs_a_qdq_model_and_calibration_is_the_exporters_job(gpu, tmp_path):
+    from typer.testing import CliRunner
+
     with pytest.raises(CgExportError, match="no QuantizeLinear/DequantizeLinear"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", int8=True, **SMALL)
-    with pytest.raises(CgExportError, match="cg-export onnx --int8 --calib"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", int8=True, calib=tmp_path, **SMALL)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(int8=True, **SMALL))
+    calib = CliRunner().invoke(_trt_app(), ["trt", str(generator_onnx()), "--int8", "--calib", str(tmp_path),
+                                            "-o", str(tmp_path / "g.engine")])
+    assert calib.exit_code == 1 and "cg-export onnx --int8 --calib DIR writes a QDQ model" in calib.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -326,18 +335,18 @@ def test_an_all_fp32_engine_for_fp16_fails_and_writes_nothing(gpu, tmp_path):
     trt, cuda, _ = gpu
     simulate_gpu(trt, cuda, engine_layers=lambda s: ["fp32"] * 8)
     with pytest.raises(EngineBuildError, match="all run in FP32"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", fp16=True, **SMALL)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(fp16=True, **SMALL))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_parity_keeps_the_previous_engine(gpu, tmp_path):
     trt, cuda, _ = gpu
     engine = tmp_path / "g.engine"
-    build_engine(generator_onnx(), engine, fp16=True, **SMALL)
+    build_engine(generator_onnx(), engine, EngineOptions(fp16=True, **SMALL))
     before = (engine.read_bytes(), sidecar_path(engine).read_text())
     simulate_gpu(trt, cuda, corrupt_output=True)
     with pytest.raises(ParityError, match="fp16 parity check failed"):
-        build_engine(generator_onnx(), engine, fp16=True, **SMALL)
+        build_engine(generator_onnx(), engine, EngineOptions(fp16=True, **SMALL))
     assert (engine.read_bytes(), sidecar_path(engine).read_text()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.engine", "g.engine.json"]
 
@@ -345,21 +354,21 @@ def test_failed_parity_keeps_the_previous_engine(gpu, tmp_path):
 def test_options_reach_the_builder(gpu, tmp_path):
     trt, _, _ = gpu
     cache = tmp_path / "timing.cache"
-    build_engine(generator_onnx(), tmp_path / "a.engine", fp16=True, workspace_mb=256, timing_cache=cache,
-                 builder_optimization_level=4, verify=False, **SMALL)
+    build_engine(generator_onnx(), tmp_path / "a.engine", EngineOptions(fp16=True, workspace_mb=256, timing_cache=cache,
+                 builder_optimization_level=4, verify=False, **SMALL))
     assert trt.called("IBuilderConfig.set_memory_pool_limit")[0][0] == (trt.MemoryPoolType.WORKSPACE, 256 << 20)
     assert trt.called("IBuilderConfig.builder_optimization_level")[0][0] == (4,)
     assert cache.read_bytes() == b"TIMINGCACHE"
     assert trt.called("IBuilderConfig.create_timing_cache")[0][0] == (b"",)
-    build_engine(generator_onnx(), tmp_path / "b.engine", fp16=True, timing_cache=cache, verify=False, **SMALL)
+    build_engine(generator_onnx(), tmp_path / "b.engine", EngineOptions(fp16=True, timing_cache=cache, verify=False, **SMALL))
     assert trt.called("IBuilderConfig.create_timing_cache")[1][0] == (b"TIMINGCACHE",)  # the rebuild reuses it
 
 
 @pytest.mark.parametrize("gpu", [RELEASES[0], RELEASES[3]], indirect=True, ids=["8.6.1", "11.4.0.106"])
 def test_dla_build_with_gpu_fallback(gpu, tmp_path):
     trt, _, _ = gpu
-    result = build_engine(generator_onnx(), tmp_path / "g.engine", fp16=True, dla_core=1,
-                          opt_shape=(1, 3, 64, 64))
+    result = build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(fp16=True, dla_core=1,
+                          opt_shape=(1, 3, 64, 64)))
     assert result.profile.is_static and result.profile.opt == (1, 3, 64, 64)
     assert trt.called("IBuilderConfig.default_device_type")[0][0] == (trt.DeviceType.DLA,)
     assert trt.called("IBuilderConfig.DLA_core")[0][0] == (1,)
@@ -380,7 +389,7 @@ def test_dla_build_with_gpu_fallback(gpu, tmp_path):
 )
 def test_bad_build_options_fail_before_writing(gpu, tmp_path, kwargs, message):
     with pytest.raises(CgExportError, match=message):
-        build_engine(generator_onnx(), tmp_path / "g.engine", **kwargs)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(**kwargs))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -388,8 +397,8 @@ def test_bad_build_options_fail_before_writing(gpu, tmp_path, kwargs, message):
 def test_release_gates_that_names_alone_do_not_show(gpu, tmp_path):
     trt, _, _state = gpu
     with pytest.raises(CgExportError, match="needs TensorRT 8.6"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", builder_optimization_level=3, **SMALL)
-    build_engine(generator_onnx(), tmp_path / "g.engine", fp16=True, verify=False, **SMALL)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(builder_optimization_level=3, **SMALL))
+    build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(fp16=True, verify=False, **SMALL))
     assert trt.called("OnnxParser.set_flag") == []  # 8.5 has no native InstanceNorm flag: the plugin is used
     assert trt.called("init_libnvinfer_plugins")
 
@@ -397,7 +406,7 @@ def test_release_gates_that_names_alone_do_not_show(gpu, tmp_path):
 @pytest.mark.parametrize("gpu", [("8.6.1", "8.2.1")], indirect=True, ids=["8.2.1"])
 def test_too_old_tensorrt_is_refused(gpu, tmp_path):
     with pytest.raises(EngineBuildError, match="8.5 or newer"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", fp16=True, **SMALL)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(fp16=True, **SMALL))
 
 
 def test_parser_errors_are_reported_in_one_line(gpu, tmp_path):
@@ -408,7 +417,7 @@ def test_parser_errors_are_reported_in_one_line(gpu, tmp_path):
     trt.on("OnnxParser.num_errors", lambda parser: 1)
     trt.on("OnnxParser.get_error", lambda parser, index: error)
     with pytest.raises(EngineBuildError, match="rejected the model: Assertion failed: unsupported Resize mode"):
-        build_engine(generator_onnx(), tmp_path / "g.engine", **SMALL)
+        build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(**SMALL))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -418,12 +427,12 @@ def test_preflight_stops_what_the_parser_would_refuse(gpu, tmp_path):
     model.opset_import[0].version = 19
     onnx.save(model, str(tmp_path / "new.onnx"))
     with pytest.raises(EngineBuildError, match="TensorRT 8.6 cannot take this model: opset 19 is too new"):
-        build_engine(tmp_path / "new.onnx", tmp_path / "g.engine", **SMALL)
+        build_engine(tmp_path / "new.onnx", tmp_path / "g.engine", EngineOptions(**SMALL))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.onnx"]
 
 
 def test_checkpoint_source_is_exported_and_compared_with_pytorch(gpu, tmp_path, checkpoints):
-    result = build_engine(checkpoints["ours.pt"], tmp_path / "g.engine", fp16=True, **SMALL)
+    result = build_engine(checkpoints["ours.pt"], tmp_path / "g.engine", EngineOptions(fp16=True, **SMALL))
     assert result.reference == "PyTorch" and result.parity.psnr_db >= 40
     assert json.loads(result.sidecar.read_text())["source"]["kind"] == "checkpoint"
 
@@ -431,16 +440,16 @@ def test_checkpoint_source_is_exported_and_compared_with_pytorch(gpu, tmp_path, 
 def test_default_output_path(gpu, tmp_path):
     source = tmp_path / "G_AB_fp16.onnx"
     source.write_bytes(generator_onnx_fp16().read_bytes())
-    result = build_engine(source, fp16=True, verify=False, **SMALL)
+    result = build_engine(source, options=EngineOptions(fp16=True, verify=False, **SMALL))
     assert result.path == tmp_path / "G_AB_fp16.engine"
     with pytest.raises(CgExportError, match="overwrite its source"):
-        build_engine(source, source, verify=False, **SMALL)
+        build_engine(source, source, EngineOptions(verify=False, **SMALL))
 
 
 def test_without_tensorrt_the_builder_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
     with pytest.raises(MissingDependencyError) as caught:
-        build_engine(tmp_path / "missing.onnx", int8=True, calib=tmp_path)
+        build_engine(tmp_path / "missing.onnx", options=EngineOptions(int8=True))
     message = str(caught.value)
     assert "TensorRT" in message and "JetPack" in message and "pip install tensorrt-cu12" in message
     assert "\n" not in message and list(tmp_path.iterdir()) == []
@@ -452,7 +461,7 @@ def test_without_tensorrt_the_builder_says_how_to_get_it(monkeypatch, tmp_path):
 @pytest.fixture
 def built(gpu, tmp_path):
     """An engine built on the fake release, and its reference."""
-    result = build_engine(generator_onnx(), tmp_path / "g.engine", fp16=True, verify=False, **SMALL)
+    result = build_engine(generator_onnx(), tmp_path / "g.engine", EngineOptions(fp16=True, verify=False, **SMALL))
     return result.path
 
 
@@ -507,6 +516,35 @@ def test_stale_sidecar_is_ignored(gpu, built):
         assert runner.is_active
 
 
+def test_sidecar_reader_is_lenient_and_feeds_the_metadata_table(gpu, built):
+    from cg_export.backends.registry import read_artifact_metadata
+
+    record = read_sidecar(built)
+    assert EngineRecord.from_json(record.to_json()) == record
+    assert record.metadata().precision == "fp16" and record.profiles[0].opt == (1, 3, 64, 64)
+    assert read_engine_metadata(built) == record.metadata() == read_artifact_metadata(built)
+    data = record.to_json()
+    data.update(gpu="Orin", size_multiple="x", profiles=[{"min": "?"}], precision=7, source=None)
+    sidecar_path(built).write_text(json.dumps(data))
+    odd = read_sidecar(built)  # another tool's (or a hand-edited) record: unknown fields, not a crash
+    assert (odd.gpu, odd.size_multiple, odd.profiles, odd.precision, odd.source) == (None, None, (), None, EngineSource())
+    assert odd.tensorrt_version == record.tensorrt_version and odd.engine_bytes == record.engine_bytes
+    assert (odd.metadata().precision, odd.metadata().size_multiple) == ("fp32", 1)
+    with TensorRTRunner(built) as runner:
+        assert runner.precision == "unknown" and runner.info.precision == "fp32"
+    for text in (json.dumps({"format": "another-tool"}), "not json", "[1, 2]"):
+        sidecar_path(built).write_text(text)
+        assert read_sidecar(built) is None and read_engine_metadata(built) is None
+
+
+@pytest.mark.parametrize("gpu", [("8.6.1", "8.2.1")], indirect=True, ids=["8.2.1"])
+def test_runner_refuses_a_too_old_tensorrt_like_the_builder(gpu, tmp_path):
+    engine = tmp_path / "g.engine"
+    engine.write_bytes(b"ENGINE")
+    with pytest.raises(BackendError, match=r"TensorRT 8.2.1 is too old: cg-export needs 8.5 or newer \(JetPack 5.1\+\)"):
+        TensorRTRunner(engine).activate()
+
+
 def test_no_gpu_is_a_clear_error(gpu, built, monkeypatch):
     monkeypatch.setitem(sys.modules, "cuda.bindings.runtime", FakeCudart(devices=0))
     with pytest.raises(BackendError, match="no usable NVIDIA GPU"):
@@ -524,9 +562,12 @@ def test_real_cuda_bindings_without_a_gpu_fail_cleanly():
 
 def test_compatibility_problem_is_quiet_when_nothing_speaks_against():
     gpu = GpuInfo("Orin", "8.7")
-    record = {"tensorrt_version": "8.6.2.3", "gpu": {"name": "Orin", "compute_capability": "8.7"}}
+    record = EngineRecord(tensorrt_version="8.6.2.3", gpu=GpuInfo("Orin", "8.7"))
     assert compatibility_problem("g.engine", record, "8.6.2", gpu) is None
     assert compatibility_problem("g.engine", None, "8.6.2", gpu) is None
+    assert compatibility_problem("g.engine", EngineRecord(), "8.6.2", gpu) is None  # a record that says nothing
+    other = EngineRecord(tensorrt_version="8.6.2.3", gpu=GpuInfo("Xavier", "7.2"), source=EngineSource("/m/g.onnx"))
+    assert "rebuild it here: cg-export trt /m/g.onnx" in compatibility_problem("g.engine", other, "8.6.2", gpu)
 
 
 def test_runtime_imports_without_torch():
@@ -558,15 +599,21 @@ def test_cli_without_tensorrt_prints_one_line_and_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
 
 
-@pytest.mark.parametrize("gpu", [RELEASES[3]], indirect=True, ids=["11.4.0.106"])
-def test_cli_trt_reports_the_build(gpu, tmp_path):
-    from typer.testing import CliRunner
-
+def _trt_app():
+    """The ``cg-export`` app with ``trt`` and ``check``, for in-process CLI tests."""
     from cg_export.cli.common import new_app
     from cg_export.cli.trt import register
 
     app = new_app("cg-export")
     register(app)
+    return app
+
+
+@pytest.mark.parametrize("gpu", [RELEASES[3]], indirect=True, ids=["11.4.0.106"])
+def test_cli_trt_reports_the_build(gpu, tmp_path):
+    from typer.testing import CliRunner
+
+    app = _trt_app()
     out = tmp_path / "g.engine"
     args = ["trt", str(generator_onnx()), "--fp16", "-o", str(out), "--min-shape", "1x3x32x32", "--opt-shape",
             "1x3x64x64", "--max-shape", "2x3x128x128", "--workspace", "64"]

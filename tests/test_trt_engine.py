@@ -16,10 +16,11 @@ trt = pytest.importorskip("tensorrt", reason="needs TensorRT (and a GPU)")
 from trt_models import generator_onnx, generator_onnx_int8  # noqa: E402
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
-from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner, sidecar_path  # noqa: E402
+from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner  # noqa: E402
 from cg_export.errors import BackendError, CgExportError  # noqa: E402
-from cg_export.export.trt import build_engine  # noqa: E402
+from cg_export.export.trt import EngineOptions, build_engine  # noqa: E402
 from cg_export.parity import photograph_batches  # noqa: E402
+from cg_export.tensorrt.sidecar import sidecar_path  # noqa: E402
 
 
 def _has_gpu() -> bool:
@@ -45,8 +46,8 @@ def engines(tmp_path_factory):
     folder = tmp_path_factory.mktemp("engines")
     cache = folder / "timing.cache"
     return {
-        precision: build_engine(generator_onnx(), folder / f"g_{precision}.engine", fp16=precision == "fp16",
-                                timing_cache=cache, **SMALL)
+        precision: build_engine(generator_onnx(), folder / f"g_{precision}.engine",
+                                EngineOptions(fp16=precision == "fp16", timing_cache=cache, **SMALL))
         for precision in ("fp32", "fp16")
     }
 
@@ -86,12 +87,12 @@ def test_engine_from_another_version_is_refused(engines, tmp_path):
 
 
 def test_int8_engine_from_qdq_model(tmp_path):
-    result = build_engine(generator_onnx_int8(), tmp_path / "g_int8.engine", int8=True, **SMALL)
+    result = build_engine(generator_onnx_int8(), tmp_path / "g_int8.engine", EngineOptions(int8=True, **SMALL))
     assert result.layers.counts.get("int8", 0) > 0, result.layers.summary()
     assert result.parity.psnr_db >= 30
 
 
 def test_checkpoint_source_against_pytorch(checkpoints, tmp_path):
     pytest.importorskip("torch")
-    result = build_engine(checkpoints["ours.pt"], tmp_path / "g.engine", fp16=True, **SMALL)
+    result = build_engine(checkpoints["ours.pt"], tmp_path / "g.engine", EngineOptions(fp16=True, **SMALL))
     assert result.reference == "PyTorch" and result.parity.psnr_db >= 40

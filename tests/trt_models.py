@@ -23,11 +23,11 @@ def _folder() -> Path:
 @functools.cache
 def generator_onnx() -> Path:
     """A resnet_tiny generator (ngf 8, 2 blocks) exported by ``export_onnx``: fp32, dynamic, opset 17."""
-    from cg_export.export.onnx import export_onnx
+    from cg_export.export.onnx import OnnxExportOptions, export_onnx
     from cg_export.models import save_generator
 
     checkpoint = save_generator(make_generator("resnet_tiny"), _folder() / "g.pt")
-    return export_onnx(checkpoint, _folder() / "g.onnx", verify=False).path
+    return export_onnx(checkpoint, _folder() / "g.onnx", OnnxExportOptions(verify=False)).path
 
 
 @functools.cache

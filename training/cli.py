@@ -7,6 +7,15 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import new_app, reports_errors
+from training.options import TrainOptions
+
+#: The defaults the help quotes: the library's own (every unset option reaches it as ``None``).
+DEFAULTS = TrainOptions()
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
 
 app = new_app("Train CycleGAN on unpaired images; writes G_AB.pt and G_BA.pt that cg-export onnx takes as they are.")
 
@@ -17,30 +26,39 @@ def train_command(
     dataroot: Path = typer.Argument(..., help="Data root holding trainA/ and trainB/ (or train/A/ and train/B/)."),
     name: str = typer.Option(..., "--name", help="Run name: outputs go to OUT/NAME/."),
     out: Path | None = typer.Option(None, "--out", help="Folder of runs (default: runs)."),
-    epochs: int | None = typer.Option(None, help="Total epochs (default: 200)."),
-    decay_epoch: int | None = typer.Option(None, help="Epoch from which the learning rate decays linearly to zero "
-                                           "at --epochs (default: half of --epochs, 100)."),
-    image_size: int | None = typer.Option(None, help="Side of the square training crops (default: 256)."),
-    batch_size: int | None = typer.Option(None, help="Images per domain per step (default: 1)."),
-    arch: str | None = typer.Option(None, help="Generator architecture (default: resnet_9blocks; also "
+    epochs: int | None = typer.Option(None, help=f"Total epochs (default: {DEFAULTS.epochs})."),
+    decay_epoch: int | None = typer.Option(None, help="Epoch from which the learning rate decays linearly to zero at "
+                                           f"--epochs (default: half of --epochs, {DEFAULTS.epochs // 2})."),
+    image_size: int | None = typer.Option(None, help="Side of the square training crops "
+                                          f"(default: {DEFAULTS.image_size})."),
+    batch_size: int | None = typer.Option(None, help=f"Images per domain per step (default: {DEFAULTS.batch_size})."),
+    arch: str | None = typer.Option(None, help=f"Generator architecture (default: {DEFAULTS.arch}; also "
                                     "resnet_upsample, resnet_6blocks, unet_256, ...; see cg-export list)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
     ngf: int | None = typer.Option(None, help="Width of the generator's first layer (default: 64)."),
-    ndf: int | None = typer.Option(None, help="Width of the discriminators' first layer (default: 64)."),
-    lr: float | None = typer.Option(None, help="Adam learning rate (default: 2e-4)."),
-    lambda_cyc: float | None = typer.Option(None, help="Cycle-consistency (L1) weight (default: 10)."),
-    lambda_id: float | None = typer.Option(None, help="Identity (L1) weight, absolute, 0 turns it off (default: 5)."),
-    pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off (default: 50)."),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda or cuda:N (default: auto = CUDA if available)."),
-    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="Mixed precision on CUDA (default: off)."),
+    ndf: int | None = typer.Option(None, help=f"Width of the discriminators' first layer (default: {DEFAULTS.ndf})."),
+    lr: float | None = typer.Option(None, help=f"Adam learning rate (default: {DEFAULTS.lr:g})."),
+    lambda_cyc: float | None = typer.Option(None, help="Cycle-consistency (L1) weight "
+                                            f"(default: {DEFAULTS.lambda_cyc:g})."),
+    lambda_id: float | None = typer.Option(None, help="Identity (L1) weight, absolute, 0 turns it off "
+                                           f"(default: {DEFAULTS.lambda_id:g})."),
+    pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off "
+                                         f"(default: {DEFAULTS.pool_size})."),
+    device: str | None = typer.Option(None, help=f"auto, cpu, cuda or cuda:N (default: {DEFAULTS.device} = CUDA if "
+                                      "available)."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp",
+                                    help=f"Mixed precision on CUDA (default: {_on_off(DEFAULTS.amp)})."),
     channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
-                                              help="NHWC memory format on CUDA (default: off)."),
+                                              help="NHWC memory format on CUDA "
+                                                   f"(default: {_on_off(DEFAULTS.channels_last)})."),
     seed: int | None = typer.Option(None, help="Random seed (default: drawn, recorded, and reused on --resume)."),
     resume: bool = typer.Option(False, "--resume", help="Continue OUT/NAME from its last save."),
     save_every: int | None = typer.Option(None, help="Also save every this many steps (always: every epoch)."),
     workers: int | None = typer.Option(None, help="Image-decoding processes (default: 0 on CPU, 4 on CUDA)."),
-    log_every: int | None = typer.Option(None, help="Log averaged losses every this many steps (default: 100)."),
-    samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid (default: 3)."),
+    log_every: int | None = typer.Option(None, help="Log averaged losses every this many steps "
+                                         f"(default: {DEFAULTS.log_every})."),
+    samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid "
+                                       f"(default: {DEFAULTS.samples})."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
 ) -> None:
     """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay)."""

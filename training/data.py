@@ -1,8 +1,9 @@
 """Unpaired two-domain image data: finding the domains, vetting the files, and a reproducible data order.
 
 Both common layouts are read: ``ROOT/trainA`` + ``ROOT/trainB`` (pytorch-CycleGAN-and-pix2pix) and
-``ROOT/train/A`` + ``ROOT/train/B`` (PyTorch-GAN). Every file Pillow can open counts, in sub-folders too;
-grayscale, palette, RGBA and CMYK images are converted to RGB.
+``ROOT/train/A`` + ``ROOT/train/B`` (PyTorch-GAN). Every photograph file (the suffixes of
+:data:`cg_export.images.IMAGE_SUFFIXES`) counts, in sub-folders too; grayscale, palette, RGBA and CMYK images are
+converted to RGB.
 
 Reproducibility is by construction rather than by saved iterator state: the order of an epoch is a permutation
 drawn from ``(seed, epoch, domain)`` and the crop and flip of the image at position ``i`` from
@@ -23,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from cg_export.errors import ImageError
-from cg_export.images import fit_to_size, load_image, to_model_input
+from cg_export.images import IMAGE_SUFFIXES, fit_to_size, load_image, to_model_input
 from training.errors import DatasetError
 
 #: ``(folder of A, folder of B, label)`` for each layout we read, in the order they are looked for.
@@ -33,11 +34,6 @@ LAYOUTS = (("trainA", "trainB", "trainA/trainB"), ("train/A", "train/B", "train/
 LOAD_SCALE = 1.12
 
 _DOMAIN_IDS = {"A": 0, "B": 1}
-
-
-def image_suffixes() -> frozenset[str]:
-    """File suffixes (lower case, with the dot) that Pillow can open."""
-    return frozenset(s.lower() for s in Image.registered_extensions())
 
 
 @dataclass(frozen=True)
@@ -104,11 +100,10 @@ def scan_domain(name: str, folder: Path) -> ImageDomain:
     Raises:
         DatasetError: the folder holds no images, or none of them can be read.
     """
-    suffixes = image_suffixes()
     candidates = sorted(
         p for p in folder.rglob("*")
         # Names starting with a dot are hidden files, such as the '._photo.jpg' resource forks macOS leaves behind.
-        if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
     files: list[Path] = []
     skipped: list[tuple[Path, str]] = []

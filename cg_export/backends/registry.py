@@ -14,6 +14,7 @@ from typing import Any
 from cg_export.backends.base import Runner
 from cg_export.errors import BackendError, MissingDependencyError
 from cg_export.metadata import ArtifactMetadata
+from cg_export.tensorrt.versions import TENSORRT_HINT
 
 ONNXRUNTIME_HINT = 'pip install "cg-export[cpu]" (onnxruntime) or "cg-export[gpu]" (onnxruntime-gpu), not both'
 
@@ -53,8 +54,8 @@ BACKENDS: tuple[Backend, ...] = (
             frozenset({"providers", "threads"}), "onnxruntime", ONNXRUNTIME_HINT,
             "cg_export.metadata:read_onnx_metadata"),
     Backend("tensorrt", "TensorRT", (".engine", ".plan"), "cg_export.backends.tensorrt", "TensorRTRunner",
-            frozenset({"device_index"}), "tensorrt", "see the README's TensorRT section",
-            "cg_export.backends.tensorrt:read_engine_metadata"),
+            frozenset({"device_index"}), "tensorrt", TENSORRT_HINT,
+            "cg_export.tensorrt.sidecar:read_engine_metadata"),
 )
 
 MODEL_SUFFIXES: tuple[str, ...] = tuple(s for backend in BACKENDS for s in backend.suffixes)

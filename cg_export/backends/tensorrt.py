@@ -4,18 +4,16 @@ Imports no torch: a Jetson that has only TensorRT, numpy, pillow and NVIDIA's CU
 with this module. ``tensorrt`` and the CUDA bindings are imported when a runner is activated, never at import time.
 
 Engines are tied to the TensorRT version and the GPU that built them. ``cg-export trt`` writes a JSON sidecar
-(``<engine>.json``) recording both, so loading an engine elsewhere fails with a message that says what to rebuild
-instead of TensorRT's own deserialisation error.
+(``<engine>.json``, :mod:`cg_export.tensorrt.sidecar`) recording both, so loading an engine elsewhere fails with a
+message that says what to rebuild instead of TensorRT's own deserialisation error.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib
-import json
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +21,16 @@ import numpy as np
 
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError, MissingDependencyError
-from cg_export.metadata import PRECISIONS, ArtifactMetadata
+from cg_export.metadata import ArtifactMetadata
+from cg_export.tensorrt.sidecar import EngineRecord, GpuInfo, compatibility_problem, read_sidecar
+from cg_export.tensorrt.versions import import_tensorrt, tensorrt_version, too_old
 
-SIDECAR_FORMAT = "cg-export.tensorrt-engine"
-SIDECAR_VERSION = 1
+__all__ = ["CudaRuntime", "GpuInfo", "TensorRTRunner", "import_cudart", "import_tensorrt"]
 
-TENSORRT_HINT = (
-    "on Jetson it comes with JetPack (sudo apt install nvidia-jetpack, then use the system python3 or a venv made "
-    "with --system-site-packages); on x86 pip install tensorrt-cu12 (or tensorrt-cu13) from NVIDIA's index, "
-    "--extra-index-url https://pypi.nvidia.com"
-)
 CUDA_PYTHON_HINT = (
     'pip install "cuda-python>=12,<13" (CUDA 12: JetPack 6, x86 with tensorrt-cu12), "cuda-python>=13" (CUDA 13) or '
     '"cuda-python>=11.8,<12" (JetPack 5)'
 )
-
-
-def import_tensorrt() -> Any:
-    """Import ``tensorrt`` or raise a one-line :class:`MissingDependencyError` saying how to get it."""
-    try:
-        return importlib.import_module("tensorrt")
-    except ImportError:
-        raise MissingDependencyError("TensorRT", "to build and run TensorRT engines", TENSORRT_HINT) from None
 
 
 def import_cudart() -> Any:
@@ -55,23 +41,6 @@ def import_cudart() -> Any:
         except ImportError:
             continue
     raise MissingDependencyError("cuda-python", "to move images to and from the GPU", CUDA_PYTHON_HINT)
-
-
-def tensorrt_version(trt: Any) -> tuple[int, ...]:
-    """``"10.3.0"`` / ``"8.5.2.2"`` -> ``(10, 3, 0)`` / ``(8, 5, 2, 2)``."""
-    return tuple(int(part) for part in str(trt.__version__).split(".") if part.isdigit())
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """The GPU an engine is built for or runs on."""
-
-    name: str
-    compute_capability: str
-
-    def describe(self) -> str:
-        """``"Orin (compute capability 8.7)"``."""
-        return f"{self.name} (compute capability {self.compute_capability})"
 
 
 class CudaRuntime:
@@ -162,48 +131,6 @@ class CudaRuntime:
         return float(self.check(self.cudart.cudaEventElapsedTime(start, end), "cudaEventElapsedTime"))
 
 
-def sidecar_path(engine_path: str | Path) -> Path:
-    """``g_ab.engine`` -> ``g_ab.engine.json``."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
-def read_sidecar(engine_path: str | Path) -> dict[str, Any] | None:
-    """The build record written beside an engine, or ``None`` when there is none (or it is not ours)."""
-    path = sidecar_path(engine_path)
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("format") == SIDECAR_FORMAT else None
-
-
-def compatibility_problem(
-    engine_path: str | Path, record: dict[str, Any] | None, version: str, gpu: GpuInfo
-) -> str | None:
-    """Why an engine cannot load here according to its sidecar, or ``None`` when nothing speaks against it.
-
-    TensorRT refuses plans from another TensorRT release, and kernels are compiled for one compute capability.
-    """
-    if not record:
-        return None
-    rebuild = f"rebuild it here: cg-export trt {record.get('source', {}).get('path', 'MODEL.onnx')}"
-    built_version = str(record.get("tensorrt_version", ""))
-    if built_version and built_version.split(".")[:3] != str(version).split(".")[:3]:
-        return (
-            f"{engine_path} was built with TensorRT {built_version} but this machine has TensorRT {version}; "
-            f"an engine only loads in the TensorRT release that built it: {rebuild}"
-        )
-    built_gpu = record.get("gpu") or {}
-    capability = built_gpu.get("compute_capability")
-    if capability and capability != gpu.compute_capability:
-        return (
-            f"{engine_path} was built for {built_gpu.get('name', '?')} (compute capability {capability}) but this "
-            f"GPU is {gpu.describe()}; engines hold kernels for one GPU architecture: {rebuild}"
-        )
-    return None
-
-
 # Engine I/O types the runner converts to and from float32 on the host.
 _HOST_DTYPES = {"FLOAT": np.float32, "HALF": np.float16}
 
@@ -240,24 +167,6 @@ class _PinnedBuffer:
         self.host = self.device = self.capacity = 0
 
 
-def read_engine_metadata(engine_path: str | Path) -> ArtifactMetadata | None:
-    """What an engine's sidecar records (precision, size multiple, source); ``None`` without a sidecar."""
-    record = read_sidecar(engine_path)
-    if record is None:
-        return None
-    source = record.get("source") or {}
-    try:
-        multiple = int(record.get("size_multiple") or 1)
-    except (TypeError, ValueError):
-        multiple = 1
-    precision = record.get("precision") if record.get("precision") in PRECISIONS else "fp32"
-    return ArtifactMetadata(
-        precision=precision, size_multiple=max(1, multiple),
-        source_checkpoint=source.get("path") if source.get("kind") == "checkpoint" else None,
-        source_sha256=source.get("checkpoint_sha256"),
-    )
-
-
 class TensorRTRunner(Runner):
     """Runs a serialized TensorRT engine: one input, one output, float32 NCHW on the host.
 
@@ -277,8 +186,8 @@ class TensorRTRunner(Runner):
         self.engine_path = Path(engine_path)
         self.device_index = device_index
         self.device = f"cuda:{device_index}"
-        self.record = read_sidecar(self.engine_path)
-        self.precision = (self.record or {}).get("precision", "unknown")
+        self.record: EngineRecord | None = read_sidecar(self.engine_path)
+        self.precision = (self.record.precision if self.record else None) or "unknown"
         self.tensorrt_version = ""
         self.gpu: GpuInfo | None = None
         self.profile: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
@@ -292,11 +201,12 @@ class TensorRTRunner(Runner):
             raise BackendError(f"{self.engine_path}: no such engine file")
         trt = import_tensorrt()
         self.tensorrt_version = str(trt.__version__)
-        if tensorrt_version(trt)[:2] < (8, 5):
-            raise BackendError(f"TensorRT {trt.__version__} is too old: cg-export needs 8.5 or newer (JetPack 5.1+)")
+        problem = too_old(tensorrt_version(trt))
+        if problem:
+            raise BackendError(problem)
         cuda = CudaRuntime.load(self.device_index)
         self.gpu = cuda.device_info(self.device_index)
-        if self.record and self.record.get("engine_bytes") not in (None, self.engine_path.stat().st_size):
+        if self.record and self.record.engine_bytes not in (None, self.engine_path.stat().st_size):
             self.record = None  # a sidecar left from another build: its claims are not about this file
         problem = compatibility_problem(self.engine_path, self.record, self.tensorrt_version, self.gpu)
         if problem:
@@ -306,15 +216,15 @@ class TensorRTRunner(Runner):
         # Engines built on TensorRT 8.5 run InstanceNorm as a plugin that lives in libnvinfer_plugin.
         trt.init_libnvinfer_plugins(logger, "")
         runtime = trt.Runtime(logger)
-        dla_core = (self.record or {}).get("dla_core")
+        dla_core = self.record.dla_core if self.record else None
         if dla_core is not None:
-            runtime.DLA_core = int(dla_core)
+            runtime.DLA_core = dla_core
         engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if engine is None:
             built = ""
             if self.record:
-                built = (f" (built with TensorRT {self.record.get('tensorrt_version')} on "
-                         f"{self.record.get('gpu', {}).get('name', '?')})")
+                gpu = self.record.gpu.name if self.record.gpu else "?"
+                built = f" (built with TensorRT {self.record.tensorrt_version} on {gpu})"
             raise BackendError(
                 f"{self.engine_path}: TensorRT {self.tensorrt_version} on {self.gpu.describe()} cannot load this "
                 f"engine{built}; engines only load with the TensorRT version and GPU that built them, so rebuild it "
@@ -337,7 +247,7 @@ class TensorRTRunner(Runner):
     def _describe_model(self) -> ModelInfo:
         # The engine knows its profile; the sidecar written at build time knows the rest (precision, size multiple,
         # source). An engine without its sidecar still runs, described as far as the engine itself can tell.
-        metadata = (read_engine_metadata(self.engine_path) if self.record else None) or ArtifactMetadata()
+        metadata = self.record.metadata() if self.record else ArtifactMetadata()
         low, _, high = self.profile or ((), (), ())
         static = tuple(low[2:4]) if len(low) == 4 and tuple(low[2:4]) == tuple(high[2:4]) else None
         batch = low[0] if len(low) == 4 and low[0] == high[0] else None

@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from cg_export.cli.common import echo, new_app, parse_size, reports_errors
+from cg_export.cli.common import new_app, parse_size, reports_errors
+from cg_export.cli.options import (
+    bench_batch_option,
+    bench_size_option,
+    duration_option,
+    iterations_option,
+    model_files,
+    threshold_option,
+    torch_device_option,
+    warmup_option,
+)
+from cg_export.cli.printer import BenchRowPrinter, echo
 from cg_export.errors import CgExportError
 
 app = new_app("Time generator files (.pt, .onnx, .engine) and check their output against PyTorch fp32.")
@@ -15,18 +26,16 @@ app = new_app("Time generator files (.pt, .onnx, .engine) and check their output
 @app.command()
 @reports_errors
 def bench(
-    models: list[Path] = typer.Argument(..., help="Model files: .pt/.pth (PyTorch), .onnx (ONNX Runtime), "
-                                        ".engine/.plan (TensorRT). The backend follows the extension."),
-    size: list[str] | None = typer.Option(None, "--size", help="Input HEIGHTxWIDTH; repeat for several "
-                                          "(default: 256x256)."),
-    batch: list[int] | None = typer.Option(None, "--batch", help="Batch size; repeat for several (default: 1)."),
-    warmup: int | None = typer.Option(None, help="Untimed runs per row (default: 3)."),
-    iterations: int | None = typer.Option(None, help="Timed runs per row (default: as many as fit in --duration)."),
-    duration: float | None = typer.Option(None, help="Seconds of timed runs per row, at least 5 runs "
-                                          "(default: 3; not with --iterations)."),
+    models: list[Path] = typer.Argument(..., help=f"Model files: {model_files()}. The backend follows the "
+                                        "extension."),
+    size: list[str] | None = bench_size_option(),
+    batch: list[int] | None = bench_batch_option(),
+    warmup: int | None = warmup_option(),
+    iterations: int | None = iterations_option(),
+    duration: float | None = duration_option(),
     reference: Path | None = typer.Option(None, help="PyTorch checkpoint to measure parity against (default: the "
                                           ".pt among the models, else the source recorded in the ONNX metadata)."),
-    device: str | None = typer.Option(None, help="PyTorch device for .pt models: cpu, cuda, cuda:1 (default: cpu)."),
+    device: str | None = torch_device_option(),
     half: bool = typer.Option(False, "--half", help="Run .pt models in fp16."),
     channels_last: bool = typer.Option(False, "--channels-last", help="Run .pt models in channels-last layout."),
     provider: str | None = typer.Option(None, help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full "
@@ -36,8 +45,7 @@ def bench(
     plot: Path | None = typer.Option(None, help="Plot latency by size and backend (.png, .svg, .pdf; "
                                      "needs matplotlib)."),
     compare: Path | None = typer.Option(None, help="Compare p50 latencies with an earlier --json report."),
-    threshold: float | None = typer.Option(None, help="Regression threshold for --compare, in percent "
-                                           "(default: 10)."),
+    threshold: float | None = threshold_option(),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit non-zero when --compare "
                                             "finds a regression."),
 ) -> None:
@@ -59,20 +67,8 @@ def bench(
     found = lib.find_reference(models, reference)
     echo("reference", found.describe())
 
-    said: set[str] = set()
-
-    def show(row: lib.BenchResult) -> None:
-        what = f"{row.model} {row.backend} {row.precision or '-'} {row.height}x{row.width} batch {row.batch}"
-        if row.latency is None:
-            # A model that cannot open fails every row the same way: say why once.
-            echo("skipped", what if row.note in said else f"{what}: {row.note}")
-            said.add(row.note or "")
-        else:
-            psnr = "" if row.psnr_db is None else f", PSNR {lib.format_value(row.psnr_db)} dB"
-            echo("timed", f"{what}: p50 {lib.format_ms(row.latency.p50)} ms{psnr}")
-
     report = lib.run_benchmark(targets, sizes=sizes, batches=batch or None, warmup=warmup, iterations=iterations,
-                               duration_s=duration, reference=found, progress=show)
+                               duration_s=duration, reference=found, progress=BenchRowPrinter())
     typer.echo("")
     typer.echo(lib.format_table(report))
     for path, write in ((json_path, lib.write_json), (markdown, lib.write_markdown), (plot, lib.write_plot)):

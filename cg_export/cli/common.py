@@ -1,9 +1,12 @@
-"""What every command shares: one-line errors without tracebacks, and option parsing helpers."""
+"""What every command shares: one-line errors without tracebacks, the app's conventions, and option parsing helpers.
+
+The options themselves are declared in :mod:`cg_export.cli.options`; what commands print, in
+:mod:`cg_export.cli.printer`.
+"""
 
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -58,7 +61,6 @@ def new_app(help_text: str, no_args_is_help: bool = True) -> typer.Typer:
     )
 
 
-def echo(label: str, text: str) -> None:
-    """Print an aligned ``label  text`` progress line."""
-    typer.echo(f"{label:<10}{text}")
-    sys.stdout.flush()
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user set (not ``None``), to pass on so the library's defaults fill in the rest."""
+    return {name: value for name, value in options.items() if value is not None}

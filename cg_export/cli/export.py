@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 
-from cg_export.cli.common import echo, new_app, parse_size, reports_errors
+from cg_export.cli.common import given, new_app, parse_size, reports_errors
+from cg_export.cli.options import (
+    arch_option,
+    calib_method_option,
+    fp16_option,
+    int8_option,
+    min_psnr_option,
+    opset_option,
+    output_option,
+    verify_option,
+)
+from cg_export.cli.printer import echo, print_parity
 from cg_export.cli.trt import register as register_trt_commands
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
@@ -23,54 +34,47 @@ def onnx_command(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint: ours (.pt), pytorch-CycleGAN-and-pix2pix "
                                       "(latest_net_G_A.pth), PyTorch-GAN (G_AB_<epoch>.pth), CUT/FastCUT "
                                       "(latest_net_G.pth) or U-GAT-IT (<dataset>_params_latest.pt)."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Output .onnx (default: beside the checkpoint)."),
-    opset: int | None = typer.Option(None, help="ONNX opset (default: 17, which TensorRT 8.5+ parses)."),
+    output: Path | None = output_option("Output .onnx (default: beside the checkpoint)."),
+    opset: int | None = opset_option(),
     static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
     batch: int | None = typer.Option(None, help="Fix the batch size (default: dynamic)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Half precision, InstanceNorm kept in fp32, float32 I/O."),
-    int8: bool = typer.Option(False, "--int8", help="Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
+    fp16: bool = fp16_option("Half precision, InstanceNorm kept in fp32, float32 I/O."),
+    int8: bool = int8_option("Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
     calib: Path | None = typer.Option(None, help="Folder of your own photographs to calibrate --int8 on."),
-    calib_method: str | None = typer.Option(None, help="Calibration: minmax, entropy or percentile (default: percentile)."),
+    calib_method: str | None = calib_method_option(),
     uint8_io: bool = typer.Option(False, "--uint8-io", help="Take and return uint8 NHWC RGB images (camera bytes)."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check ONNX Runtime against PyTorch first."),
-    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default: 50 fp32, 40 fp16, 30 int8)."),
-    arch: str | None = typer.Option(None, help="Force the architecture (e.g. resnet_9blocks) for an ambiguous file."),
+    verify: bool = verify_option("Check ONNX Runtime against PyTorch first."),
+    min_psnr: float | None = min_psnr_option(),
+    arch: str | None = arch_option(),
     direction: str | None = typer.Option(None, help="A2B or B2A: which generator of a file holding both "
                                          "(U-GAT-IT's *_params_latest.pt; default A2B)."),
 ) -> None:
     """Export a generator checkpoint to ONNX and verify it on real photographs."""
-    from cg_export.export.onnx import export_onnx
+    from cg_export.export.onnx import OnnxExportOptions, export_onnx
     from cg_export.models import load_generator
-    from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
 
-    static_size = parse_size(static, "--static") if static else None
+    options = OnnxExportOptions(**given(
+        opset=opset, static_size=parse_size(static, "--static") if static else None, batch=batch, fp16=fp16,
+        int8=int8, calib=calib, calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
+    ))
     generator = load_generator(checkpoint, arch=arch, direction=direction)
     echo("loaded", f"{checkpoint} ({generator.source_format}, sha256 {generator.sha256[:12]})")
     echo("detected" if arch is None else "arch", generator.description)
     for note in generator.notes:
         echo("note", note)
-    result = export_onnx(
-        generator, output, opset=opset, static_size=static_size, batch=batch, fp16=fp16, int8=int8, calib=calib,
-        calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
-    )
+    result = export_onnx(generator, output, options)
     size_mb = result.path.stat().st_size / 1e6
     shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
     echo("exported", f"{result.path} ({result.precision}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
                      f"in {result.export_seconds:.1f} s")
-    if result.parity is None:
-        echo("verify", "skipped (--no-verify)")
-        return
-    for case in result.parity.cases:
-        echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
-    threshold = DEFAULT_MIN_PSNR[result.precision] if min_psnr is None else min_psnr
-    echo("verified", f"{result.precision} vs PyTorch: {result.parity.summary()}; threshold {threshold:g} dB")
+    print_parity(result.parity, result.precision, "PyTorch", min_psnr)
 
 
 @app.command("init")
 @reports_errors
 def init_command(
     arch: str = typer.Argument(..., help="Architecture name, e.g. resnet_9blocks, resnet_upsample, unet_256."),
-    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint file to write (.pt)."),
+    output: Path = output_option("Checkpoint file to write (.pt).", required=True),
     ngf: int | None = typer.Option(None, help="Width of the first layer (default: the architecture's)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks (ResNet architectures)."),
     seed: int = typer.Option(0, help="Random seed of the initialisation."),

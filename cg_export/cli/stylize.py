@@ -6,35 +6,40 @@ from pathlib import Path
 
 import typer
 
-from cg_export.cli.common import echo, new_app, reports_errors
+from cg_export.cli.common import given, new_app, reports_errors
+from cg_export.cli.options import (
+    model_files,
+    output_option,
+    overlap_option,
+    progress_option,
+    stats_size_option,
+    tile_batch_option,
+    tile_option,
+    torch_device_option,
+)
+from cg_export.cli.printer import echo
 
-app = new_app("Stylize photographs, folders and videos with a generator (.pt/.pth, .onnx or .engine).")
+app = new_app(f"Stylize photographs, folders and videos with a generator ({model_files()}).")
 
 
 @app.command()
 @reports_errors
 def stylize(
-    model: Path = typer.Argument(..., help="The generator: .pt/.pth checkpoint, .onnx or TensorRT .engine."),
+    model: Path = typer.Argument(..., help=f"The generator: {model_files()}."),
     inputs: list[Path] = typer.Argument(..., help="Image files, folders (recursive) and videos."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file (one input) or folder."),
-    tile: int | None = typer.Option(None, help="Tile side in pixels; 0 = whole image (default: from free memory)."),
-    overlap: int | None = typer.Option(None, help="Context around each tile, blended (default 32)."),
-    stats_size: int | None = typer.Option(None, help="Thumbnail side for whole-image InstanceNorm statistics "
-                                                     "(default 512)."),
-    batch: int | None = typer.Option(None, help="Tiles per inference call (default 1)."),
-    device: str | None = typer.Option(None, help="PyTorch device for .pt models: cpu or cuda (default cpu)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
+    output: Path = output_option("Output file (one input) or folder.", required=True),
+    tile: int | None = tile_option(),
+    overlap: int | None = overlap_option(),
+    stats_size: int | None = stats_size_option(),
+    batch: int | None = tile_batch_option(),
+    device: str | None = torch_device_option(),
+    progress: bool = progress_option(),
 ) -> None:
     """Stylize images and videos; every output keeps its input's size."""
     from cg_export.backends import runner_for
     from cg_export.stylize import StylizeOptions, Stylizer, stylize_paths
 
-    defaults = StylizeOptions()
-    options = StylizeOptions(
-        tile=tile, overlap=defaults.overlap if overlap is None else overlap,
-        stats_size=defaults.stats_size if stats_size is None else stats_size,
-        batch=defaults.batch if batch is None else batch,
-    )
+    options = StylizeOptions(**given(tile=tile, overlap=overlap, stats_size=stats_size, batch=batch))
     with runner_for(model, device=device) as runner:
         stylizer = Stylizer(runner, options)
         echo("model", f"{model} ({runner.describe()}), tiles of {stylizer.tile or 'whole image'}")

@@ -11,15 +11,24 @@ from pathlib import Path
 
 import typer
 
-from cg_export.cli.common import echo, reports_errors
+from cg_export.cli.common import reports_errors
+from cg_export.cli.options import (
+    arch_option,
+    fp16_option,
+    int8_option,
+    min_psnr_option,
+    output_option,
+    verify_option,
+)
+from cg_export.cli.printer import echo, print_parity
 
 
 @reports_errors
 def trt_command(
     source: Path = typer.Argument(..., help="An .onnx model (fp32, fp16, or QDQ int8) or a generator checkpoint."),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Engine file (default: <source>[_fp16].engine)."),
-    fp16: bool = typer.Option(False, "--fp16", help="FP16 engine (the way the installed TensorRT wants it asked)."),
-    int8: bool = typer.Option(False, "--int8", help="INT8 engine from a QDQ ONNX model (explicit quantization)."),
+    output: Path | None = output_option("Engine file (default: <source>[_fp16].engine)."),
+    fp16: bool = fp16_option("FP16 engine (the way the installed TensorRT wants it asked)."),
+    int8: bool = int8_option("INT8 engine from a QDQ ONNX model (explicit quantization)."),
     calib: Path | None = typer.Option(None, help="Calibration images for INT8 (made by cg-export onnx --int8)."),
     workspace: int | None = typer.Option(None, "--workspace", help="Builder workspace limit in MiB."),
     min_shape: str | None = typer.Option(None, help="Smallest input NxCxHxW (default 1x3x128x128)."),
@@ -28,37 +37,33 @@ def trt_command(
     timing_cache: Path | None = typer.Option(None, help="Timing cache file, read and updated: fast rebuilds."),
     dla_core: int | None = typer.Option(None, help="Build for this DLA core (Jetson), GPU fallback on; FP16/INT8."),
     builder_optimization_level: int | None = typer.Option(None, help="0-5 (TensorRT 8.6+, default 3)."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with the reference on photographs."),
-    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default 50 fp32, 40 fp16, 30 int8)."),
-    arch: str | None = typer.Option(None, help="Force the architecture of a checkpoint source."),
+    verify: bool = verify_option("Compare with the reference on photographs."),
+    min_psnr: float | None = min_psnr_option(),
+    arch: str | None = arch_option("Force the architecture of a checkpoint source."),
 ) -> None:
     """Build a TensorRT engine, check its layers' precision and its output, and write it with a JSON sidecar."""
-    from cg_export.export.trt import build_engine, parse_shape
-    from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
+    from cg_export.errors import CgExportError
+    from cg_export.export.trt import INT8_CALIBRATION_ADVICE, EngineOptions, build_engine, parse_shape
 
+    if calib is not None:  # kept so that the option says where calibration happens instead of "no such option"
+        raise CgExportError(INT8_CALIBRATION_ADVICE)
     shapes = {
         name: parse_shape(text, option) if text is not None else None
         for name, text, option in (("min_shape", min_shape, "--min-shape"), ("opt_shape", opt_shape, "--opt-shape"),
                                    ("max_shape", max_shape, "--max-shape"))
     }
-    result = build_engine(
-        source, output, fp16=fp16, int8=int8, calib=calib, workspace_mb=workspace, timing_cache=timing_cache,
-        dla_core=dla_core, builder_optimization_level=builder_optimization_level, verify=verify,
-        min_psnr_db=min_psnr, arch=arch, **shapes,
+    options = EngineOptions(
+        fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache, dla_core=dla_core,
+        builder_optimization_level=builder_optimization_level, verify=verify, min_psnr_db=min_psnr, arch=arch,
+        **shapes,
     )
+    result = build_engine(source, output, options)
     for note in result.notes:
         echo("note", note)
     echo("built", f"{result.precision} engine with TensorRT {result.tensorrt_version} on {result.gpu} "
                   f"in {result.build_seconds:.1f} s; profile {result.profile.describe()}")
     echo("layers", result.layers.summary())
-    if result.parity is None:
-        echo("verify", "skipped (--no-verify)")
-    else:
-        for case in result.parity.cases:
-            echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
-        threshold = DEFAULT_MIN_PSNR[result.precision] if min_psnr is None else min_psnr
-        echo("verified", f"{result.precision} vs {result.reference}: {result.parity.summary()}; "
-                         f"threshold {threshold:g} dB")
+    print_parity(result.parity, result.precision, result.reference, min_psnr)
     size_mb = result.path.stat().st_size / 1e6
     echo("wrote", f"{result.path} ({size_mb:.1f} MB) and {result.sidecar.name}")
 

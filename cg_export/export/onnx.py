@@ -23,13 +23,14 @@ from torch import nn
 
 from cg_export import __version__
 from cg_export.errors import CgExportError
+from cg_export.export.defaults import DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET
 from cg_export.files import atomic_output
 from cg_export.images import RGB_INPUT, model_input_kind
 from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
+from cg_export.sizes import verification_sizes
 
-DEFAULT_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 
@@ -67,40 +68,71 @@ class OnnxExport:
     parity: ParityReport | None
 
 
+@dataclass(frozen=True)
+class OnnxExportOptions:
+    """How :func:`export_onnx` exports, verifies and writes a generator; every default is the exporter's.
+
+    Attributes:
+        opset: ONNX opset, 17 (readable by TensorRT 8.5+) or newer.
+        static_size: Fix height and width ``(H, W)``; ``None`` keeps them dynamic.
+        batch: Fix the batch size; ``None`` keeps it dynamic.
+        fp16: Half-precision weights and activations, InstanceNorm kept in fp32, float32 inputs and outputs.
+        int8: Static int8 quantization in QDQ form (see :mod:`cg_export.export.quantize`); needs ``calib``.
+        calib: Folder of photographs to calibrate int8 on (the user's own; never random noise).
+        calib_method: ``minmax``, ``entropy`` or ``percentile`` (the default recipe's).
+        uint8_io: Take uint8 NHWC RGB and return uint8 NHWC RGB (scaling, layout and rounding in the graph), so an
+            application can pass camera bytes straight in; verified within one grey level of the float pipeline.
+        verify: Compare ONNX Runtime with PyTorch before the file is kept.
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
+            30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
+
+    Raises:
+        CgExportError: options that contradict each other (``fp16`` with ``int8``, ``int8`` without ``calib``,
+            ``calib`` without ``int8``).
+    """
+
+    opset: int = DEFAULT_OPSET
+    static_size: tuple[int, int] | None = None
+    batch: int | None = None
+    fp16: bool = False
+    int8: bool = False
+    calib: Path | None = None
+    calib_method: str = DEFAULT_CALIBRATION_METHOD
+    uint8_io: bool = False
+    verify: bool = True
+    min_psnr_db: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fp16 and self.int8:
+            raise CgExportError("choose one of --fp16 and --int8")
+        if self.int8 and self.calib is None:
+            raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
+        if self.calib is not None and not self.int8:
+            raise CgExportError("--calib only applies with --int8")
+        if self.calib is not None and not isinstance(self.calib, Path):
+            object.__setattr__(self, "calib", Path(self.calib))
+
+    @property
+    def precision(self) -> str:
+        """``"int8"``, ``"fp16"`` or ``"fp32"``."""
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
+
+
 def export_onnx(
     checkpoint: str | Path | LoadedGenerator,
     output: str | Path | None = None,
+    options: OnnxExportOptions | None = None,
     *,
     arch: str | None = None,
-    opset: int | None = None,
-    static_size: tuple[int, int] | None = None,
-    batch: int | None = None,
-    fp16: bool = False,
-    int8: bool = False,
-    calib: str | Path | None = None,
-    calib_method: str | None = None,
-    uint8_io: bool = False,
-    verify: bool = True,
-    min_psnr_db: float | None = None,
 ) -> OnnxExport:
     """Export a generator checkpoint to ONNX and verify it against PyTorch on real photographs.
 
     Args:
         checkpoint: Any checkpoint :func:`cg_export.models.load_generator` accepts, or one already loaded.
         output: The ``.onnx`` path; ``None`` writes ``<checkpoint stem>[_fp16].onnx`` beside the checkpoint.
+        options: Precision, shapes and verification; ``None`` is ``OnnxExportOptions()`` (fp32, opset 17, dynamic
+            shapes, verified).
         arch: Force the architecture (see ``load_generator``).
-        opset: ONNX opset, 17 (default, readable by TensorRT 8.5+) or newer.
-        static_size: Fix height and width ``(H, W)``; ``None`` keeps them dynamic.
-        batch: Fix the batch size; ``None`` keeps it dynamic.
-        fp16: Half-precision weights and activations, InstanceNorm kept in fp32, float32 inputs and outputs.
-        int8: Static int8 quantization in QDQ form (see :mod:`cg_export.export.quantize`); needs ``calib``.
-        calib: Folder of photographs to calibrate int8 on (the user's own; never random noise).
-        calib_method: ``minmax``, ``entropy`` or ``percentile``; ``None`` uses the default recipe's.
-        uint8_io: Take uint8 NHWC RGB and return uint8 NHWC RGB (scaling, layout and rounding in the graph), so an
-            application can pass camera bytes straight in; verified within one grey level of the float pipeline.
-        verify: Compare ONNX Runtime with PyTorch before the file is kept.
-        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
-            30 dB int8).
 
     Returns:
         What was written and how well it matches.
@@ -109,20 +141,15 @@ def export_onnx(
         CheckpointError, ArchitectureError: the checkpoint cannot be used.
         ParityError: verification failed; nothing was written.
     """
-    if fp16 and int8:
-        raise CgExportError("choose one of --fp16 and --int8")
-    if int8 and calib is None:
-        raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
-    if calib is not None and not int8:
-        raise CgExportError("--calib only applies with --int8")
+    options = OnnxExportOptions() if options is None else options
+    opset, static_size, batch, verify = options.opset, options.static_size, options.batch, options.verify
     generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
-    if uint8_io and model_input_kind(generator.config) != RGB_INPUT:
+    if options.uint8_io and model_input_kind(generator.config) != RGB_INPUT:
         raise CgExportError(f"--uint8-io takes RGB camera bytes; this {generator.description} does not take RGB")
-    precision = "int8" if int8 else "fp16" if fp16 else "fp32"
+    precision = options.precision
     output = Path(output) if output is not None else default_output_path(generator.path, precision)
     if output.resolve() == generator.path.resolve():
         raise CgExportError(f"{output}: the output would overwrite the checkpoint; choose another -o")
-    opset = DEFAULT_OPSET if opset is None else opset
     multiple = generator.model.size_multiple
     fixed_size = getattr(generator.model, "fixed_size", None)
     if fixed_size is not None:
@@ -136,15 +163,15 @@ def export_onnx(
 
     started = time.perf_counter()
     model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
-    if fp16:
+    if options.fp16:
         from cg_export.export.precision import convert_to_fp16
 
         model = convert_to_fp16(model)
-    if int8:
+    if options.int8:
         from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
 
-        recipe = DEFAULT_RECIPE if calib_method is None else replace(DEFAULT_RECIPE, calibration_method=calib_method)
-        images = list(calibration_batches(calib, size=verification_sizes(multiple)[0][0],
+        recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
+        images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
                                           kind=model_input_kind(generator.config)))
         model = quantize_int8(model, images, recipe, progress=True)
     add_metadata(model, generator, precision)
@@ -156,8 +183,8 @@ def export_onnx(
         if verify:
             sizes = [static_size] if static_size else verification_sizes(multiple)
             parity = verify_against_torch(generator.model, tmp, sizes, batch or 2)
-            check_parity(parity, precision, min_psnr_db=min_psnr_db)
-        if uint8_io:
+            check_parity(parity, precision, min_psnr_db=options.min_psnr_db)
+        if options.uint8_io:
             wrapped = wrap_uint8_io(model)
             onnx.checker.check_model(wrapped, full_check=True)
             onnx.save(wrapped, str(tmp))
@@ -243,16 +270,6 @@ def default_output_path(checkpoint: Path, precision: str) -> Path:
     """``g.pt`` -> ``g.onnx`` (fp32) or ``g_fp16.onnx``, beside the checkpoint."""
     suffix = "" if precision == "fp32" else f"_{precision}"
     return checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
-
-
-def verification_sizes(multiple: int) -> list[tuple[int, int]]:
-    """A square and a non-square size, both valid for the architecture: 256x256 and 256x384 for ResNets."""
-    side = _round_up(256, multiple)
-    return [(side, side), (side, _round_up(side * 3 // 2, multiple))]
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def verify_against_torch(

@@ -20,10 +20,9 @@ import numpy as np
 import onnx
 
 from cg_export.errors import CgExportError, ImageError
+from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from cg_export.graph_edit import prune_unused
 from cg_export.images import IMAGE_SUFFIXES, RGB_INPUT, fit_to_size, load_image, to_model_input
-
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class Int8Recipe:
 
     op_types: tuple[str, ...] = ("Conv",)
     keep_first_and_last_conv: bool = True
-    calibration_method: str = "percentile"
+    calibration_method: str = DEFAULT_CALIBRATION_METHOD
     percentile: float = 99.99
     exclude_nodes: tuple[str, ...] = field(default=())
     equalize_pre_norm: bool = True

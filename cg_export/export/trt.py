@@ -1,6 +1,7 @@
 """ONNX (or a checkpoint) -> verified TensorRT engine, for every TensorRT from 8.5 (JetPack 5.1) to 11.
 
-How precision is asked for changed across releases (``shared/reference/tensorrt.md``):
+How precision is asked for changed across releases (``shared/reference/tensorrt.md``; the release facts are in
+:mod:`cg_export.tensorrt.versions`):
 
 - 8.5 / 8.6: explicit-batch network, ``BuilderFlag.FP16`` / ``INT8``; 8.6 is told to use its native InstanceNorm.
 - 10.0 - 10.11: the same builder flags (the explicit-batch flag is implied).
@@ -16,38 +17,41 @@ that kept setting the old flag). Then the engine is compared with ONNX Runtime o
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from cg_export import __version__
-from cg_export.backends.tensorrt import (
-    SIDECAR_FORMAT,
-    SIDECAR_VERSION,
-    CudaRuntime,
-    TensorRTRunner,
-    import_tensorrt,
-    sidecar_path,
-    tensorrt_version,
-)
+from cg_export.backends.registry import backend_named
+from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.images import model_input_kind
 from cg_export.metadata import ArtifactMetadata, onnx_props
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
+from cg_export.sizes import round_down, round_up, verification_sizes
+from cg_export.tensorrt.dla import DLA_DEVICES, DLA_MAX_DIM
+from cg_export.tensorrt.sidecar import EngineParity, EngineProfile, EngineRecord, EngineSource, sidecar_path, write_sidecar
+from cg_export.tensorrt.versions import (
+    BUILDER_OPTIMIZATION_LEVEL_FROM,
+    BUILDER_OPTIMIZATION_LEVELS,
+    EXPLICIT_BATCH_IMPLIED_FROM,
+    NATIVE_INSTANCENORM_FLAG_FROM,
+    STRONGLY_TYPED_FROM,
+    dotted,
+    import_tensorrt,
+    major_minor,
+    tensorrt_version,
+    too_old,
+)
 
 DEFAULT_MIN_SHAPE = (1, 3, 128, 128)
 DEFAULT_OPT_SHAPE = (1, 3, 256, 256)
 DEFAULT_MAX_SHAPE = (1, 3, 1024, 1024)
-OLDEST_TENSORRT = (8, 5)
-# From this release on, FP16 comes from the graph (strongly typed network) rather than from a builder flag.
-STRONGLY_TYPED_FROM = (10, 12)
-DLA_MAX_DIM = 8192
 INT8_CALIBRATION_ADVICE = (
     "--calib: INT8 calibration is done when exporting the ONNX model (cg-export onnx --int8 --calib DIR writes a "
     "QDQ model); pass that .onnx to cg-export trt --int8"
@@ -116,35 +120,33 @@ def plan_build(version: tuple[int, ...], *, fp16: bool, int8: bool, graph_is_fp1
         graph_is_fp16: The ONNX graph is already fp16 (an ``cg-export onnx --fp16`` file).
 
     Raises:
-        EngineBuildError: the TensorRT version is older than 8.5.
+        EngineBuildError: the TensorRT version is older than the oldest supported (8.5).
     """
-    major_minor = (version + (0, 0))[:2]
-    if major_minor < OLDEST_TENSORRT:
-        raise EngineBuildError(
-            f"TensorRT {'.'.join(map(str, version))} is too old: cg-export needs 8.5 or newer (JetPack 5.1+), "
-            "whose name-based execution API (execute_async_v3) the runtime uses"
-        )
+    problem = too_old(version)
+    if problem:
+        raise EngineBuildError(problem)
+    release = major_minor(version)
     fp16 = fp16 or graph_is_fp16
     precision = "int8" if int8 else "fp16" if fp16 else "fp32"
     notes: list[str] = []
     cleared = ("TF32",) if precision == "fp32" else ()  # fp32 means fp32: TF32 convolutions lose ~3 digits
-    if major_minor < STRONGLY_TYPED_FROM:
+    if release < STRONGLY_TYPED_FROM:
         builder = (("INT8",) if int8 else ()) + (("FP16",) if fp16 else ())
-        if major_minor < (10, 0):
+        if release < EXPLICIT_BATCH_IMPLIED_FROM:
             network = ("EXPLICIT_BATCH",)
             # 8.6 parses InstanceNormalization into its native layer only when asked (10.x does by default);
             # 8.5 has no such flag and uses the InstanceNormalization_TRT plugin.
-            parser = ("NATIVE_INSTANCENORM",) if major_minor >= (8, 6) else ()
+            parser = ("NATIVE_INSTANCENORM",) if release >= NATIVE_INSTANCENORM_FLAG_FROM else ()
         else:
             network, parser = (), ()
-        return BuildPlan(major_minor, precision, network, builder, cleared, parser, False, tuple(notes))
+        return BuildPlan(release, precision, network, builder, cleared, parser, False, tuple(notes))
     # Strongly typed: every tensor's type comes from the graph, so precision is a property of the ONNX model.
     convert = fp16 and not graph_is_fp16 and not int8
     if convert:
         notes.append("strongly typed build: the graph is converted to fp16 with normalisation kept in fp32")
     if int8 and fp16 and not graph_is_fp16:
         notes.append("strongly typed build: layers outside the Q/DQ pairs run in the QDQ graph's own float type")
-    return BuildPlan(major_minor, precision, ("STRONGLY_TYPED",), (), cleared, (), convert, tuple(notes))
+    return BuildPlan(release, precision, ("STRONGLY_TYPED",), (), cleared, (), convert, tuple(notes))
 
 
 def parse_shape(text: str, option: str) -> tuple[int, int, int, int]:
@@ -156,14 +158,6 @@ def parse_shape(text: str, option: str) -> tuple[int, int, int, int]:
     if len(values) != 4 or min(values) <= 0:
         raise CgExportError(f"{option} {text!r}: expected NxCxHxW such as 1x3x256x256")
     return values  # type: ignore[return-value]
-
-
-def _round_down(value: int, multiple: int) -> int:
-    return max(multiple, value // multiple * multiple)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
@@ -203,7 +197,7 @@ def resolve_profile(
                     f"(its input is {'x'.join('?' if d is None else str(d) for d in graph_dims)})"
                 )
         if shape[2] % size_multiple or shape[3] % size_multiple:
-            example = (*shape[:2], _round_down(shape[2], size_multiple), _round_down(shape[3], size_multiple))
+            example = (*shape[:2], round_down(shape[2], size_multiple), round_down(shape[3], size_multiple))
             raise CgExportError(
                 f"{option} {_fmt(shape)}: height and width must be multiples of {size_multiple} for this generator "
                 f"(e.g. {_fmt(example)})"
@@ -218,13 +212,13 @@ def resolve_profile(
 
     if dla and min_shape is None and max_shape is None:
         # DLA runs one static shape; with none given, the usual working size is the sensible one.
-        opt = opt_shape or fitted(DEFAULT_OPT_SHAPE, lambda v, m: _round_up(v, m))
+        opt = opt_shape or fitted(DEFAULT_OPT_SHAPE, round_up)
         low = high = opt
     else:
-        low = min_shape or fitted(DEFAULT_MIN_SHAPE, _round_up)
-        high = max_shape or fitted(DEFAULT_MAX_SHAPE, _round_down)
+        low = min_shape or fitted(DEFAULT_MIN_SHAPE, round_up)
+        high = max_shape or fitted(DEFAULT_MAX_SHAPE, round_down)
         opt = opt_shape or tuple(  # type: ignore[assignment]
-            min(max(value, lo), hi) for value, lo, hi in zip(fitted(DEFAULT_OPT_SHAPE, _round_up), low, high)
+            min(max(value, lo), hi) for value, lo, hi in zip(fitted(DEFAULT_OPT_SHAPE, round_up), low, high)
         )
     profile = ShapeProfile(tuple(low), tuple(opt), tuple(high))  # type: ignore[arg-type]
     if not all(lo <= op <= hi for lo, op, hi in zip(profile.min, profile.opt, profile.max)):
@@ -393,7 +387,7 @@ def _input_dims(model: onnx.ModelProto) -> tuple[int | None, ...]:
 def _load_source(source: Path, arch: str | None) -> _Source:
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
-    if source.suffix.lower() == ".onnx":
+    if source.suffix.lower() in backend_named("onnxruntime").suffixes:  # what the table calls an ONNX file
         try:
             model = onnx.load(str(source))
         except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
@@ -420,42 +414,71 @@ def default_engine_path(source: Path, precision: str) -> Path:
     return source.with_name(f"{stem}{tag}.engine")
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How :func:`build_engine` builds and checks an engine; the defaults are the library's.
+
+    Attributes:
+        fp16: Run in FP16 (asked for the way the installed TensorRT wants it; see the module docstring).
+        int8: Run in INT8 from a QDQ ONNX model (explicit quantization; calibration is the ONNX exporter's job,
+            see ``cg-export onnx --int8 --calib``).
+        min_shape, opt_shape, max_shape: Optimization profile, NCHW; ``None`` takes the default (1x3x128x128 /
+            1x3x256x256 / 1x3x1024x1024) fitted to the model.
+        workspace_mb: Builder workspace limit in MiB (``None``: TensorRT's default, all free GPU memory).
+        timing_cache: A timing cache file, read if it exists and written back, so rebuilds skip kernel timing.
+        dla_core: Build for this DLA core (Jetson Xavier / Orin) with GPU fallback; needs a static shape and
+            FP16 or INT8.
+        builder_optimization_level: 0-5 (TensorRT 8.6+; ``None``: TensorRT's default, 3). Higher builds slower and
+            may run faster.
+        verify: Compare the engine with PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs.
+        min_psnr_db: Lowest accepted PSNR; ``None`` uses the precision's default (50 / 40 / 30 dB).
+        arch: Force the architecture of a checkpoint source.
+    """
+
+    fp16: bool = False
+    int8: bool = False
+    min_shape: tuple[int, int, int, int] | None = None
+    opt_shape: tuple[int, int, int, int] | None = None
+    max_shape: tuple[int, int, int, int] | None = None
+    workspace_mb: int | None = None
+    timing_cache: str | Path | None = None
+    dla_core: int | None = None
+    builder_optimization_level: int | None = None
+    verify: bool = True
+    min_psnr_db: float | None = None
+    arch: str | None = None
+
+
+def _check_options(options: EngineOptions, version: tuple[int, ...]) -> None:
+    level = options.builder_optimization_level
+    if level is not None and level not in BUILDER_OPTIMIZATION_LEVELS:
+        levels = BUILDER_OPTIMIZATION_LEVELS
+        raise CgExportError(f"--builder-optimization-level {level}: expected {levels[0]} to {levels[-1]}")
+    if level is not None and major_minor(version) < BUILDER_OPTIMIZATION_LEVEL_FROM:
+        raise CgExportError(
+            f"--builder-optimization-level needs TensorRT {dotted(BUILDER_OPTIMIZATION_LEVEL_FROM)} or newer"
+        )
+    if options.workspace_mb is not None and options.workspace_mb <= 0:
+        raise CgExportError(f"--workspace {options.workspace_mb}: expected a positive number of MiB")
+    if options.dla_core is not None and not (options.fp16 or options.int8):
+        raise CgExportError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 (or --int8 with a QDQ model)")
+
+
 def build_engine(
     source: str | Path,
     output: str | Path | None = None,
-    *,
-    fp16: bool = False,
-    int8: bool = False,
-    calib: str | Path | None = None,
-    workspace_mb: int | None = None,
-    min_shape: tuple[int, int, int, int] | None = None,
-    opt_shape: tuple[int, int, int, int] | None = None,
-    max_shape: tuple[int, int, int, int] | None = None,
-    timing_cache: str | Path | None = None,
-    dla_core: int | None = None,
-    builder_optimization_level: int | None = None,
-    verify: bool = True,
-    min_psnr_db: float | None = None,
-    arch: str | None = None,
+    options: EngineOptions | None = None,
 ) -> EngineBuild:
     """Build a TensorRT engine from an ONNX model or a generator checkpoint, check it, and write it atomically.
+
+    The engine is written with its JSON sidecar (:mod:`cg_export.tensorrt.sidecar`) only after its layers run in
+    the precision asked for and (unless ``options.verify`` is off) its output matches the reference.
 
     Args:
         source: ``.onnx`` (any cg-export ONNX file: fp32, fp16 or QDQ int8) or a checkpoint ``load_generator`` reads.
         output: The ``.engine`` path; ``None`` writes ``<source stem>[_fp16|_int8].engine`` beside the source.
-        fp16: Run in FP16 (the way the installed TensorRT wants it asked; see the module docstring).
-        int8: Run in INT8 from a QDQ ONNX model (explicit quantization).
-        calib: Calibration images: not done here (see ``cg-export onnx --int8 --calib``); given, it raises.
-        workspace_mb: Builder workspace limit in MiB (``None``: TensorRT's default, all free GPU memory).
-        min_shape, opt_shape, max_shape: Optimization profile, NCHW (defaults 1x3x128x128 / 1x3x256x256 /
-            1x3x1024x1024, fitted to the model).
-        timing_cache: A timing cache file, read if it exists and written back, so rebuilds skip kernel timing.
-        dla_core: Build for this DLA core (Jetson Xavier / Orin) with GPU fallback; needs a static shape and
-            FP16 or INT8.
-        builder_optimization_level: 0-5 (TensorRT 8.6+; default 3). Higher builds slower and may run faster.
-        verify: Compare the engine with PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs.
-        min_psnr_db: Lowest accepted PSNR; ``None`` uses the precision's default (50 / 40 / 30 dB).
-        arch: Force the architecture of a checkpoint source.
+        options: Precision, profile, builder and verification settings (``None``: :class:`EngineOptions` defaults,
+            an fp32 engine verified on photographs).
 
     Returns:
         What was written, its layer precisions and its parity.
@@ -465,39 +488,32 @@ def build_engine(
         EngineBuildError: TensorRT could not parse or build the model, or built the wrong precision.
         ParityError: the engine's output is too far from the reference; nothing was written.
     """
+    options = options or EngineOptions()
     trt = import_tensorrt()
     version = tensorrt_version(trt)
-    if calib is not None:
-        raise CgExportError(INT8_CALIBRATION_ADVICE)
-    if builder_optimization_level is not None and not 0 <= builder_optimization_level <= 5:
-        raise CgExportError(f"--builder-optimization-level {builder_optimization_level}: expected 0 to 5")
-    if builder_optimization_level is not None and version[:2] < (8, 6):
-        raise CgExportError("--builder-optimization-level needs TensorRT 8.6 or newer")
-    if workspace_mb is not None and workspace_mb <= 0:
-        raise CgExportError(f"--workspace {workspace_mb}: expected a positive number of MiB")
-    if dla_core is not None and not (fp16 or int8):
-        raise CgExportError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 (or --int8 with a QDQ model)")
-    source = _load_source(Path(source), arch)
-    if int8 and not has_qdq(source.model):
+    _check_options(options, version)
+    dla = options.dla_core is not None
+    source = _load_source(Path(source), options.arch)
+    if options.int8 and not has_qdq(source.model):
         raise CgExportError(
             f"--int8: {source.path} has no QuantizeLinear/DequantizeLinear nodes; TensorRT builds INT8 from a QDQ "
             "model (explicit quantization): export one with cg-export onnx --int8 --calib DIR"
         )
-    plan = plan_build(version, fp16=fp16, int8=int8, graph_is_fp16=graph_is_fp16(source.model))
+    plan = plan_build(version, fp16=options.fp16, int8=options.int8, graph_is_fp16=graph_is_fp16(source.model))
     profile = resolve_profile(
-        min_shape, opt_shape, max_shape, graph_dims=_input_dims(source.model), size_multiple=source.size_multiple,
-        dla=dla_core is not None,
+        options.min_shape, options.opt_shape, options.max_shape, graph_dims=_input_dims(source.model),
+        size_multiple=source.size_multiple, dla=dla,
     )
     output = Path(output) if output is not None else default_engine_path(source.path, plan.precision)
     if output.resolve() == source.path.resolve():
         raise CgExportError(f"{output}: the engine would overwrite its source; choose another -o")
     graph = source.model
-    if int8:
+    if options.int8:
         from cg_export.export.quantize import fold_bias_dequantization
 
         # cg-export's QDQ models carry int32 biases for ONNX Runtime's integer kernels; TensorRT wants them float.
         graph = fold_bias_dequantization(graph)
-    _preflight(graph, version, dla_core is not None)
+    _preflight(graph, version, dla)
     notes = list(plan.notes)
 
     if plan.convert_graph_to_fp16:
@@ -513,8 +529,7 @@ def build_engine(
     # The network refers to weights the parser owns: keep the parser alive until the engine is built.
     network, _parser = _parse(trt, builder, logger, plan, graph)
     input_name = network.get_input(0).name
-    config = _configure(trt, builder, input_name, plan, profile, workspace_mb, builder_optimization_level, dla_core,
-                        timing_cache)
+    config = _configure(trt, builder, input_name, plan, profile, options)
     started = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     build_seconds = time.perf_counter() - started
@@ -523,28 +538,31 @@ def build_engine(
             f"TensorRT {trt.__version__} could not build the engine (its log above says why); nothing was written"
         )
     engine_bytes = bytes(serialized)
-    if timing_cache is not None:
-        _save_timing_cache(config, Path(timing_cache))
+    if options.timing_cache is not None:
+        _save_timing_cache(config, Path(options.timing_cache))
 
-    layers = inspect_layers(trt, logger, engine_bytes, dla_core)
+    layers = inspect_layers(trt, logger, engine_bytes, options.dla_core)
     check_engine_precision(layers, plan.precision, str(trt.__version__))
 
-    record = _sidecar_record(trt, gpu, plan, profile, input_name, source, dla_core, layers, build_seconds,
-                             len(engine_bytes))
+    record = EngineRecord(
+        tensorrt_version=str(trt.__version__), gpu=gpu, precision=plan.precision, strongly_typed=plan.strongly_typed,
+        profiles=(EngineProfile(input_name, profile.min, profile.opt, profile.max),),
+        source=EngineSource(str(source.path.resolve()), source.kind, source.sha256, source.checkpoint_sha256),
+        size_multiple=source.size_multiple, layer_precisions=dict(layers.counts), engine_bytes=len(engine_bytes),
+        build_seconds=round(build_seconds, 3), dla_core=options.dla_core,
+    )
     reference = "PyTorch" if source.kind == "checkpoint" else "ONNX Runtime"
     parity = None
-    stale_sidecar = sidecar_path(output)
     with atomic_output(output) as tmp:
         tmp.write_bytes(engine_bytes)
-        if verify:
+        if options.verify:
             parity = verify_engine(tmp, source, profile)
-            check_parity(parity, plan.precision, min_psnr_db=min_psnr_db)
-            record["parity"] = {"reference": reference, "psnr_db": parity.psnr_db, "max_abs_err": parity.max_abs_err}
+            check_parity(parity, plan.precision, min_psnr_db=options.min_psnr_db)
+            record = replace(record, parity=EngineParity(reference, parity.psnr_db, parity.max_abs_err))
         # The old sidecar describes the old engine: drop it before the new engine takes the name.
-        stale_sidecar.unlink(missing_ok=True)
-    with atomic_output(stale_sidecar) as tmp_sidecar:
-        tmp_sidecar.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return EngineBuild(output, stale_sidecar, plan.precision, str(trt.__version__), gpu.describe(), profile, layers,
+        sidecar_path(output).unlink(missing_ok=True)
+    sidecar = write_sidecar(output, record)
+    return EngineBuild(output, sidecar, plan.precision, str(trt.__version__), gpu.describe(), profile, layers,
                        build_seconds, parity, reference, notes)
 
 
@@ -578,45 +596,35 @@ def _parse(trt: Any, builder: Any, logger: Any, plan: BuildPlan, graph: onnx.Mod
 
 
 def _configure(
-    trt: Any,
-    builder: Any,
-    input_name: str,
-    plan: BuildPlan,
-    profile: ShapeProfile,
-    workspace_mb: int | None,
-    optimization_level: int | None,
-    dla_core: int | None,
-    timing_cache: str | Path | None,
+    trt: Any, builder: Any, input_name: str, plan: BuildPlan, profile: ShapeProfile, options: EngineOptions
 ) -> Any:
     config = builder.create_builder_config()
     for name in plan.builder_flags:
         config.set_flag(getattr(trt.BuilderFlag, name))
     for name in plan.cleared_builder_flags:
         config.clear_flag(getattr(trt.BuilderFlag, name))
-    if workspace_mb is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    if optimization_level is not None:
-        config.builder_optimization_level = optimization_level
+    if options.workspace_mb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    if options.builder_optimization_level is not None:
+        config.builder_optimization_level = options.builder_optimization_level
     # Detailed verbosity makes the engine inspector report each layer's types (the precision check needs them).
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     optimization_profile = builder.create_optimization_profile()
     optimization_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
     config.add_optimization_profile(optimization_profile)
-    if timing_cache is not None:
-        path = Path(timing_cache)
+    if options.timing_cache is not None:
+        path = Path(options.timing_cache)
         cache = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
         if not config.set_timing_cache(cache, False):
             raise EngineBuildError(f"--timing-cache {path}: TensorRT cannot use this cache file")
-    if dla_core is not None:
+    if options.dla_core is not None:
         cores = builder.num_DLA_cores
         if cores == 0:
-            raise EngineBuildError(
-                "--dla-core: this GPU has no DLA (Jetson AGX Xavier, Xavier NX, AGX Orin and Orin NX have)"
-            )
-        if not 0 <= dla_core < cores:
-            raise EngineBuildError(f"--dla-core {dla_core}: this device has DLA cores 0..{cores - 1}")
+            raise EngineBuildError(f"--dla-core: this GPU has no DLA ({DLA_DEVICES} have)")
+        if not 0 <= options.dla_core < cores:
+            raise EngineBuildError(f"--dla-core {options.dla_core}: this device has DLA cores 0..{cores - 1}")
         config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = dla_core
+        config.DLA_core = options.dla_core
         # Layers DLA cannot run (reflection padding, InstanceNorm) go to the GPU instead of failing the build.
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     return config
@@ -642,20 +650,12 @@ def inspect_layers(trt: Any, logger: Any, engine_bytes: bytes, dla_core: int | N
 
 def verify_engine(engine_path: Path, source: _Source, profile: ShapeProfile) -> ParityReport:
     """The engine vs PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs inside the profile."""
-    sizes = verification_sizes(profile, source.size_multiple)
-    inputs = photograph_batches(sizes, profile.opt[0])
+    sizes = verification_sizes(source.size_multiple, around=profile.opt[2:4], width_range=(profile.min[3], profile.max[3]))
+    architecture = (source.generator.config if source.generator is not None
+                    else ArtifactMetadata.from_props(onnx_props(source.model), source.path).architecture)
+    inputs = photograph_batches(sizes, profile.opt[0], input_kind=model_input_kind(architecture))
     with _reference_runner(source) as reference, TensorRTRunner(engine_path) as candidate:
         return measure_parity(reference, candidate, inputs)
-
-
-def verification_sizes(profile: ShapeProfile, multiple: int) -> list[tuple[int, int]]:
-    """The profile's opt size, and a non-square size inside the profile when there is one."""
-    height, width = profile.opt[2], profile.opt[3]
-    wider = min(_round_up(width * 3 // 2, multiple), profile.max[3])
-    sizes = [(height, width)]
-    if wider != width and wider >= profile.min[3]:
-        sizes.append((height, wider))
-    return sizes
 
 
 def _reference_runner(source: _Source) -> Any:
@@ -666,41 +666,3 @@ def _reference_runner(source: _Source) -> Any:
     from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(source.path, providers=["CPUExecutionProvider"])
-
-
-def _sidecar_record(
-    trt: Any,
-    gpu: Any,
-    plan: BuildPlan,
-    profile: ShapeProfile,
-    input_name: str,
-    source: _Source,
-    dla_core: int | None,
-    layers: LayerPrecisions,
-    build_seconds: float,
-    engine_bytes: int,
-) -> dict[str, Any]:
-    return {
-        "format": SIDECAR_FORMAT,
-        "version": SIDECAR_VERSION,
-        "tensorrt_version": str(trt.__version__),
-        "gpu": asdict(gpu),
-        "dla_core": dla_core,
-        "precision": plan.precision,
-        "strongly_typed": plan.strongly_typed,
-        "profiles": [
-            {"input": input_name, "min": list(profile.min), "opt": list(profile.opt), "max": list(profile.max)}
-        ],
-        "source": {
-            "path": str(source.path.resolve()),
-            "kind": source.kind,
-            "sha256": source.sha256,
-            "checkpoint_sha256": source.checkpoint_sha256,
-        },
-        "size_multiple": source.size_multiple,
-        "layer_precisions": layers.counts,
-        "engine_bytes": engine_bytes,
-        "build_seconds": round(build_seconds, 3),
-        "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "toolkit_version": __version__,
-    }

@@ -1,4 +1,4 @@
-"""``cg-demo``: the whole pipeline on embedded data; a thin layer over :func:`training.demo.run_demo`."""
+"""``cg-demo``: the whole pipeline on embedded data; a thin layer over :func:`cg_demo.runner.run_demo`."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def demo(
     """Make the demo dataset, train a small CycleGAN, export it to ONNX fp32 / fp16 / int8 (and TensorRT when it
     is installed), verify and benchmark every file against PyTorch, stylize photographs the model never saw, and
     write report.md, report.html and report.json."""
-    from training.demo import run_demo
+    from cg_demo.runner import run_demo
 
     run_demo(out, quick=quick, device=device, seed=seed, progress=progress)
 

@@ -1,10 +1,11 @@
 """``cg-demo``: the whole pipeline on embedded data, ending in a report.
 
 One call of :func:`run_demo` makes the demo dataset (real photographs and their procedural "poster print" versions,
-:mod:`training.demo_data`), trains a small CycleGAN on it, exports the A->B generator to ONNX in fp32, fp16 and int8
+:mod:`cg_demo.data`), trains a small CycleGAN on it, exports the A->B generator to ONNX in fp32, fp16 and int8
 (each verified against PyTorch), builds a TensorRT engine when TensorRT is installed, benchmarks every file it made
 with ``cg-bench``'s harness, stylizes photographs the training never saw with every backend, and writes
-``report.md``, ``report.html`` and ``report.json`` (rendered by :mod:`training.demo_report`).
+``report.md``, ``report.html`` and ``report.json`` (rendered by :mod:`cg_demo.report` from the typed records of
+:mod:`cg_demo.results`).
 
 Every stage calls the same library functions as the commands (``cg-train``, ``cg-export onnx``, ``cg-export trt``,
 ``cg-bench``, ``cg-stylize``), and the report lists those commands, so what the demo shows is what a user gets.
@@ -15,162 +16,39 @@ its reason and the rest goes on; nothing is faked.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
+from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
+from cg_demo.results import (
+    REFERENCE_LABEL,
+    DemoResult,
+    ExportOutcome,
+    LearnedMapping,
+    SampleOutcome,
+    StageTime,
+    TrainingRecord,
+)
 from cg_export.errors import CgExportError, ParityError
 from cg_export.files import atomic_output
 from cg_export.images import sample_photographs
 from cg_export.parity import psnr_uint8
-from training.demo_data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
 
-DEMO_FORMAT = "cg-export.demo"
-DEMO_VERSION = 1
 #: Written first into the output folder; an earlier demo is recognised by it and replaced, anything else refused.
 MARKER = ".cg-demo"
 #: What the demo writes into its folder: removed (only these) when an earlier demo is replaced.
 DEMO_ENTRIES = ("data", "run", "models", "stylized", "report.md", "report.html", "report.json", "bench.json",
                 "bench.md", "bench.png", "samples.png", "training.png")
 
-Say = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class DemoPlan:
-    """How much the demo does. :data:`FULL_PLAN` is ``cg-demo``, :data:`QUICK_PLAN` is ``cg-demo --quick``.
-
-    Attributes:
-        data_size: Side of the square demo images on disk.
-        train_per_domain: Training images per domain.
-        image_size: Side of the training crops.
-        epochs: Training epochs (the learning rate decays linearly to zero over the second half).
-        arch: Generator architecture (registry name).
-        ngf: Width of the generator's first layer.
-        n_blocks: Residual blocks of the generator.
-        ndf: Width of the discriminators' first layer.
-        lr: Adam learning rate.
-        lambda_id: Identity loss weight (the paper's 5 is slow to keep detail in a few hundred steps).
-        bench_sizes: ``(height, width)`` sizes to benchmark.
-        bench_seconds: Timed seconds per benchmark row.
-        sample_side: Shorter side of the photographs stylized for the sample grid.
-    """
-
-    data_size: int
-    train_per_domain: int
-    image_size: int
-    epochs: int
-    arch: str
-    ngf: int
-    n_blocks: int
-    ndf: int
-    lr: float
-    lambda_id: float
-    bench_sizes: tuple[tuple[int, int], ...]
-    bench_seconds: float
-    sample_side: int
-
-
-# Measured on a 2-core CPU: lr 1e-3 and identity weight 10 keep far more detail after ~1,000 steps than the paper's
-# 2e-4 and 5 (which need tens of thousands); nearest-neighbour upsampling (resnet_upsample) avoided the checkerboard
-# but drew blobs at this length, so the demo keeps the paper's ConvTranspose generator.
-FULL_PLAN = DemoPlan(data_size=72, train_per_domain=64, image_size=64, epochs=16, arch="resnet", ngf=16,
-                     n_blocks=3, ndf=16, lr=1e-3, lambda_id=10.0, bench_sizes=((256, 256), (512, 512)),
-                     bench_seconds=2.0, sample_side=160)
-QUICK_PLAN = DemoPlan(data_size=72, train_per_domain=48, image_size=64, epochs=4, arch="resnet", ngf=8,
-                      n_blocks=2, ndf=16, lr=1e-3, lambda_id=10.0, bench_sizes=((256, 256),), bench_seconds=0.5,
-                      sample_side=128)
-
 PRECISIONS = ("fp32", "fp16", "int8")
-#: The column every other backend's output is compared with in the samples.
-REFERENCE_LABEL = "PyTorch fp32"
 
-
-@dataclass
-class StageTime:
-    """Wall-clock seconds of one stage."""
-
-    name: str
-    seconds: float
-
-
-@dataclass
-class ExportOutcome:
-    """One ``cg-export`` step: the file it made and its verification, or why there is none."""
-
-    precision: str
-    backend: str
-    path: str | None
-    seconds: float | None = None
-    psnr_db: float | None = None
-    max_abs_err: float | None = None
-    megabytes: float | None = None
-    command: str = ""
-    error: str | None = None
-
-
-@dataclass
-class SampleOutcome:
-    """One stylized photograph on every backend, with each backend's parity against PyTorch on it."""
-
-    photograph: str
-    input_path: str
-    target_path: str
-    outputs: dict[str, str] = field(default_factory=dict)
-    psnr_db: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class DemoResult:
-    """Everything the demo did, as written to ``report.json``."""
-
-    out: Path
-    plan: DemoPlan
-    quick: bool
-    device: str
-    seed: int
-    stages: list[StageTime] = field(default_factory=list)
-    training: dict[str, Any] = field(default_factory=dict)
-    learned: dict[str, Any] = field(default_factory=dict)
-    exports: list[ExportOutcome] = field(default_factory=list)
-    bench: dict[str, Any] = field(default_factory=dict)
-    samples: list[SampleOutcome] = field(default_factory=list)
-    figures: dict[str, str | None] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-
-    @property
-    def total_seconds(self) -> float:
-        """Sum of the stages' wall-clock times."""
-        return sum(stage.seconds for stage in self.stages)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict (the body of ``report.json``)."""
-        return {
-            "format": DEMO_FORMAT,
-            "version": DEMO_VERSION,
-            "quick": self.quick,
-            "device": self.device,
-            "seed": self.seed,
-            "plan": asdict(self.plan),
-            "stages": [asdict(stage) for stage in self.stages],
-            "total_seconds": round(self.total_seconds, 1),
-            "training": self.training,
-            "learned": self.learned,
-            "exports": [asdict(export) for export in self.exports],
-            "bench": self.bench,
-            "samples": [asdict(sample) for sample in self.samples],
-            "figures": self.figures,
-            "notes": self.notes,
-            "commands": self.commands,
-        }
+Say = Callable[[str, str], None]
 
 
 def prepare_output(out: Path, say: Say) -> None:
@@ -268,7 +146,7 @@ def _make_data(result: DemoResult, say: Say, progress: bool) -> None:
 
 
 def _train(result: DemoResult, say: Say, progress: bool) -> None:
-    from training.trainer import train
+    from training.trainer import LOSSES_FILE, train
 
     plan = result.plan
     options = {"epochs": plan.epochs, "image_size": plan.image_size, "arch": plan.arch, "ngf": plan.ngf,
@@ -277,18 +155,36 @@ def _train(result: DemoResult, say: Say, progress: bool) -> None:
     started = time.perf_counter()
     trained = train(result.out / "data", "run", out=result.out, progress=progress, report=say, **options)
     seconds = time.perf_counter() - started
-    result.training = {
-        "generator": str(trained.generator_AB),
-        "epochs": trained.epochs_done,
-        "steps": trained.global_step,
-        "seconds": round(seconds, 1),
-        "steps_per_second": round(trained.global_step / seconds, 2),
-        "losses": {k: round(v, 4) for k, v in trained.losses.items()},
-        "options": options,
-        "samples_image": _last_sample_grid(trained.run_dir),
-    }
+    loss_steps, loss_curves = read_loss_curves(trained.run_dir / LOSSES_FILE)
+    result.training = TrainingRecord(
+        generator=str(trained.generator_AB),
+        epochs=trained.epochs_done,
+        steps=trained.global_step,
+        seconds=round(seconds, 1),
+        steps_per_second=round(trained.global_step / seconds, 2),
+        losses={k: round(v, 4) for k, v in trained.losses.items()},
+        options=options,
+        samples_image=_last_sample_grid(trained.run_dir),
+        loss_steps=loss_steps,
+        loss_curves=loss_curves,
+    )
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items() if k not in ("samples", "log_every"))
     result.commands.append(f"cg-train {result.out / 'data'} --name run --out {result.out} {flags}")
+
+
+def read_loss_curves(log: Path) -> tuple[list[int], dict[str, list[float]]]:
+    """The losses a training run logged, for the training plot: ``(steps, {loss name: values})``.
+
+    The per-step records when the run logged any, otherwise the per-epoch means; empty when it logged nothing.
+    """
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    records = [r for r in records if r.get("kind") == "steps"] or [r for r in records if r.get("kind") == "epoch"]
+    names = [name for name in LOSS_CURVES if records and all(name in r for r in records)]
+    return [r["step"] for r in records], {name: [r[name] for r in records] for name in names}
+
+
+#: The losses the training plot draws, in its legend's order.
+LOSS_CURVES = ("cycle", "identity", "G_adv", "D_A", "D_B")
 
 
 def _last_sample_grid(run_dir: Path) -> str | None:
@@ -297,10 +193,10 @@ def _last_sample_grid(run_dir: Path) -> str | None:
 
 
 def _export(result: DemoResult, say: Say, progress: bool) -> None:
-    from cg_export.export.onnx import export_onnx
+    from cg_export.export.onnx import OnnxExportOptions, export_onnx
     from cg_export.models import load_generator
 
-    checkpoint = Path(result.training["generator"])
+    checkpoint = Path(_trained(result).generator)
     generator = load_generator(checkpoint)
     calib = result.out / "data" / "trainA"
     for precision in PRECISIONS:
@@ -309,8 +205,8 @@ def _export(result: DemoResult, say: Say, progress: bool) -> None:
         command = f"cg-export onnx {checkpoint} -o {path}{flags}"
         outcome = ExportOutcome(precision, "ONNX Runtime", None, command=command)
         try:
-            made = export_onnx(generator, path, fp16=precision == "fp16", int8=precision == "int8",
-                               calib=calib if precision == "int8" else None)
+            made = export_onnx(generator, path, OnnxExportOptions(fp16=precision == "fp16", int8=precision == "int8",
+                                                                  calib=calib if precision == "int8" else None))
         except ParityError as exc:
             if precision == "fp32":
                 raise
@@ -330,25 +226,29 @@ def _export(result: DemoResult, say: Say, progress: bool) -> None:
 
 
 def _tensorrt(result: DemoResult, say: Say, progress: bool) -> None:
-    from cg_export.backends.tensorrt import import_tensorrt
+    from cg_export.backends.registry import backend_named
+    from cg_export.optional import import_optional
 
+    tensorrt = backend_named("tensorrt")
     source = result.out / "models" / "G_AB.onnx"
     output = result.out / "models" / "G_AB_fp16.engine"
     command = f"cg-export trt {source} --fp16 -o {output}"
     outcome = ExportOutcome("fp16", "TensorRT", None, command=command)
     result.exports.append(outcome)
     try:
-        import_tensorrt()
-    except CgExportError as exc:
+        import_optional(tensorrt.requires, "to build and run TensorRT engines", tensorrt.install_hint,
+                        package=tensorrt.runtime)
+    except (CgExportError, ImportError) as exc:
+        # ImportError too: a broken TensorRT install is one more reason this stage cannot run here, not a crash.
         outcome.error = str(exc)
         result.commands.append(f"# not run here, TensorRT is not installed: {command}")
         say("skipped", f"TensorRT: {exc}")
         return
     result.commands.append(command)
-    from cg_export.export.trt import build_engine
+    from cg_export.export.trt import EngineOptions, build_engine
 
     try:
-        built = build_engine(source, output, fp16=True)
+        built = build_engine(source, output, EngineOptions(fp16=True))
     except CgExportError as exc:
         # No GPU, an old driver, a parity miss: the engine is one backend among several, so report and go on.
         outcome.error = str(exc)
@@ -367,7 +267,13 @@ def _models(result: DemoResult) -> list[tuple[str, Path]]:
     """``(column label, file)`` of the checkpoint and of every file the export stages made, in that order."""
     made = [(f"{'ONNX' if e.backend == 'ONNX Runtime' else e.backend} {e.precision}", Path(e.path))
             for e in result.exports if e.path is not None]
-    return [(REFERENCE_LABEL, Path(result.training["generator"])), *made]
+    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *made]
+
+
+def _trained(result: DemoResult) -> TrainingRecord:
+    if result.training is None:
+        raise CgExportError("the demo has no trained generator: the training stage did not run")
+    return result.training
 
 
 def _bench(result: DemoResult, say: Say, progress: bool) -> None:
@@ -397,13 +303,10 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
         bar.close()
     bench.write_json(report, result.out / "bench.json")
     bench.write_markdown(report, result.out / "bench.md")
-    result.bench = report.to_json()
-    result.bench["reference"] = report.reference
-    result.bench["timing"] = report.timing
-    result.figures["bench_plot"] = None
+    result.bench = report
     try:
         bench.write_plot(report, result.out / "bench.png")
-        result.figures["bench_plot"] = "bench.png"
+        result.figures.bench_plot = "bench.png"
     except CgExportError as exc:
         result.notes.append(f"latency plot not drawn: {exc}")
     sizes = " ".join(f"--size {h}x{w}" for h, w in result.plan.bench_sizes)
@@ -438,9 +341,10 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     samples = []
     for name, photo in photos.items():
         source, target = folder / "input" / f"{name}.png", folder / "poster-print" / f"{name}.png"
+        poster = np.asarray(poster_style(Image.fromarray(photo)))
         _save_png(photo, source)
-        _save_png(np.asarray(poster_style(Image.fromarray(photo))), target)
-        samples.append(SampleOutcome(name, str(source), str(target)))
+        _save_png(poster, target)
+        samples.append(SampleOutcome(name, str(source), str(target), photo=photo, target=poster))
     models = _models(result)
     bar = tqdm(total=len(models) * len(samples), unit="image", desc="stylize", disable=not progress, leave=False)
     reference: dict[str, np.ndarray] = {}
@@ -454,6 +358,7 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
                         written = folder / label.replace(" ", "-") / f"{sample.photograph}.png"
                         _save_png(output, written)
                         sample.outputs[label] = str(written)
+                        sample.images[label] = output
                         if label == REFERENCE_LABEL:
                             reference[sample.photograph] = output
                         if sample.photograph in reference:
@@ -468,10 +373,10 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     result.learned = measure_learned_mapping(samples)
     result.commands.append(f"cg-stylize {result.out / 'models' / 'G_AB_int8.onnx'} {folder / 'input'} "
                            f"-o {folder / 'ONNX-int8'}")
-    say("learned", result.learned["summary"])
+    say("learned", result.learned.summary)
 
 
-def measure_learned_mapping(samples: list[SampleOutcome]) -> dict[str, Any]:
+def measure_learned_mapping(samples: list[SampleOutcome]) -> LearnedMapping:
     """How far training moved the photographs towards their true poster-print versions.
 
     Domain B is made procedurally from photographs, so unlike a real CycleGAN dataset the right answer for a held-out
@@ -480,22 +385,21 @@ def measure_learned_mapping(samples: list[SampleOutcome]) -> dict[str, Any]:
     """
     before, after = [], []
     for sample in samples:
-        if REFERENCE_LABEL not in sample.outputs:
+        output = sample.images.get(REFERENCE_LABEL)
+        if output is None or sample.photo is None or sample.target is None:
             continue
-        target = np.asarray(Image.open(sample.target_path).convert("RGB"), dtype=np.float32)
-        photo = np.asarray(Image.open(sample.input_path).convert("RGB"), dtype=np.float32)
-        output = np.asarray(Image.open(sample.outputs[REFERENCE_LABEL]).convert("RGB"), dtype=np.float32)
-        before.append(float(np.abs(photo - target).mean()))
-        after.append(float(np.abs(output - target).mean()))
+        target = sample.target.astype(np.float32)
+        before.append(float(np.abs(sample.photo.astype(np.float32) - target).mean()))
+        after.append(float(np.abs(output.astype(np.float32) - target).mean()))
     if not before:
-        return {"summary": "not measured: the PyTorch model did not run", "photograph_mae": None, "output_mae": None}
+        return LearnedMapping(None, None, "not measured: the PyTorch model did not run")
     photo_mae, output_mae = float(np.mean(before)), float(np.mean(after))
-    return {
-        "photograph_mae": round(photo_mae, 2),
-        "output_mae": round(output_mae, 2),
-        "summary": (f"mean abs difference to the true poster-print versions of the held-out photographs: "
-                    f"{photo_mae:.1f} levels for the photographs, {output_mae:.1f} for the model's output"),
-    }
+    return LearnedMapping(
+        photograph_mae=round(photo_mae, 2),
+        output_mae=round(output_mae, 2),
+        summary=(f"mean abs difference to the true poster-print versions of the held-out photographs: "
+                 f"{photo_mae:.1f} levels for the photographs, {output_mae:.1f} for the model's output"),
+    )
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
@@ -504,26 +408,15 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 
 
 def _report(result: DemoResult, say: Say, progress: bool) -> None:
-    from training import demo_report
+    from cg_demo import report
 
-    result.figures["samples_grid"] = demo_report.write_sample_grid(result, result.out / "samples.png")
-    result.figures["training_plot"] = demo_report.write_training_plot(result, result.out / "training.png")
-    demo_report.write_markdown(result, result.out / "report.md")
-    demo_report.write_html(result, result.out / "report.html")
+    result.figures.samples_grid = report.write_sample_grid(result, result.out / "samples.png")
+    result.figures.training_plot = report.write_training_plot(result, result.out / "training.png")
+    report.write_report(result, result.out / "report.md", result.out / "report.html")
 
 
 def _write_json(result: DemoResult) -> None:
     # Written last, after the stage times are complete: its presence means the demo finished.
     with atomic_output(result.out / "report.json") as tmp:
-        tmp.write_text(json.dumps(_plain(result.to_json()), indent=2, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
 
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: infinite PSNR (identical outputs) as ``"inf"``, as cg-bench writes it."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return value

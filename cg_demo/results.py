@@ -1,0 +1,200 @@
+"""What a demo run did, as typed records: the runner fills them in, the report and ``report.json`` read them.
+
+Both :mod:`cg_demo.runner` and :mod:`cg_demo.report` import this module and not each other. Paths are kept as the
+runner wrote them (strings); images made in memory travel with the records so the report never re-reads a file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cg_demo.plan import DemoPlan
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cg_export.bench import BenchReport
+
+DEMO_FORMAT = "cg-export.demo"
+DEMO_VERSION = 1
+#: The column every other backend's output is compared with in the samples.
+REFERENCE_LABEL = "PyTorch fp32"
+
+
+@dataclass
+class StageTime:
+    """Wall-clock seconds of one stage."""
+
+    name: str
+    seconds: float
+
+
+@dataclass
+class TrainingRecord:
+    """The training stage: the generator it made, how long it took, and the losses it logged.
+
+    Attributes:
+        generator: Path of the A->B generator checkpoint.
+        epochs: Completed epochs.
+        steps: Completed optimisation steps.
+        seconds: Wall-clock seconds of the training call.
+        steps_per_second: ``steps / seconds``.
+        losses: The last epoch's mean losses.
+        options: The ``train()`` options the demo passed.
+        samples_image: The trainer's last sample grid, if it wrote one.
+        loss_steps: Step of each logged loss record (for the training plot; not in ``report.json``).
+        loss_curves: Each loss's logged values, aligned with ``loss_steps`` (not in ``report.json``).
+    """
+
+    generator: str
+    epochs: int
+    steps: int
+    seconds: float
+    steps_per_second: float
+    losses: dict[str, float]
+    options: dict[str, Any]
+    samples_image: str | None
+    loss_steps: list[int] = field(default_factory=list, repr=False)
+    loss_curves: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``"training"`` object of ``report.json``."""
+        return {"generator": self.generator, "epochs": self.epochs, "steps": self.steps, "seconds": self.seconds,
+                "steps_per_second": self.steps_per_second, "losses": self.losses, "options": self.options,
+                "samples_image": self.samples_image}
+
+
+@dataclass
+class ExportOutcome:
+    """One ``cg-export`` step: the file it made and its verification, or why there is none."""
+
+    precision: str
+    backend: str
+    path: str | None
+    seconds: float | None = None
+    psnr_db: float | None = None
+    max_abs_err: float | None = None
+    megabytes: float | None = None
+    command: str = ""
+    error: str | None = None
+
+
+@dataclass
+class SampleOutcome:
+    """One stylized photograph on every backend, with each backend's parity against PyTorch on it.
+
+    Attributes:
+        photograph: The photograph's name.
+        input_path: The photograph as stylized (written PNG).
+        target_path: Its true poster-print version (written PNG).
+        outputs: Each backend label's output file.
+        psnr_db: Each backend label's PSNR against the PyTorch fp32 output.
+        photo: The photograph as an RGB uint8 array (not in ``report.json``).
+        target: The poster-print version as an array (not in ``report.json``).
+        images: Each backend label's output as an array (not in ``report.json``).
+    """
+
+    photograph: str
+    input_path: str
+    target_path: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    psnr_db: dict[str, float] = field(default_factory=dict)
+    photo: np.ndarray | None = field(default=None, repr=False, compare=False)
+    target: np.ndarray | None = field(default=None, repr=False, compare=False)
+    images: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of ``report.json``'s ``"samples"``."""
+        return {"photograph": self.photograph, "input_path": self.input_path, "target_path": self.target_path,
+                "outputs": self.outputs, "psnr_db": self.psnr_db}
+
+
+@dataclass
+class LearnedMapping:
+    """How far training moved held-out photographs towards their true poster prints (8-bit levels).
+
+    Attributes:
+        photograph_mae: Mean absolute difference of the photographs to their poster prints (``None``: not measured).
+        output_mae: The same for the PyTorch model's outputs.
+        summary: One sentence for people.
+    """
+
+    photograph_mae: float | None
+    output_mae: float | None
+    summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``"learned"`` object of ``report.json``."""
+        return asdict(self)
+
+
+@dataclass
+class Figures:
+    """The figures' file names in the demo folder (``None``: not drawn, the reason is in the notes)."""
+
+    bench_plot: str | None = None
+    samples_grid: str | None = None
+    training_plot: str | None = None
+
+
+@dataclass
+class DemoResult:
+    """Everything the demo did, as written to ``report.json``."""
+
+    out: Path
+    plan: DemoPlan
+    quick: bool
+    device: str
+    seed: int
+    stages: list[StageTime] = field(default_factory=list)
+    training: TrainingRecord | None = None
+    learned: LearnedMapping | None = None
+    exports: list[ExportOutcome] = field(default_factory=list)
+    bench: BenchReport | None = None
+    samples: list[SampleOutcome] = field(default_factory=list)
+    figures: Figures = field(default_factory=Figures)
+    notes: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of the stages' wall-clock times."""
+        return sum(stage.seconds for stage in self.stages)
+
+    def to_json(self) -> dict[str, Any]:
+        """The body of ``report.json``: JSON-safe (infinite PSNR as ``"inf"``, as cg-bench writes it)."""
+        bench: dict[str, Any] = {}
+        if self.bench is not None:
+            bench = {**self.bench.to_json(), "reference": self.bench.reference, "timing": self.bench.timing}
+        return _plain({
+            "format": DEMO_FORMAT,
+            "version": DEMO_VERSION,
+            "quick": self.quick,
+            "device": self.device,
+            "seed": self.seed,
+            "plan": asdict(self.plan),
+            "stages": [asdict(stage) for stage in self.stages],
+            "total_seconds": round(self.total_seconds, 1),
+            "training": self.training.to_json() if self.training else {},
+            "learned": self.learned.to_json() if self.learned else {},
+            "exports": [asdict(export) for export in self.exports],
+            "bench": bench,
+            "samples": [sample.to_json() for sample in self.samples],
+            "figures": asdict(self.figures),
+            "notes": self.notes,
+            "commands": self.commands,
+        })
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: infinite floats as ``"inf"``, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return value

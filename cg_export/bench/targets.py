@@ -1,0 +1,145 @@
+"""What to benchmark (:class:`BenchTarget`) and what to measure parity against (:class:`Reference`).
+
+Which runtime opens a file, and what an exported file records about its source checkpoint, come from the backends
+table (:mod:`cg_export.backends.registry`); nothing here looks at a file's suffix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cg_export.backends import Runner, backend_for, is_checkpoint, runner_for
+from cg_export.backends.registry import backend_named, read_artifact_metadata
+from cg_export.errors import CgExportError
+from cg_export.files import sha256_of
+from cg_export.metadata import ArtifactMetadata
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+REFERENCE_HINT = "pass --reference CHECKPOINT to measure parity"
+
+
+@dataclass(frozen=True)
+class BenchTarget:
+    """Something to benchmark: a label for the report and how to make its (inactive) runner.
+
+    Attributes:
+        label: The ``model`` column (the file as given, or a description of a variant).
+        open_runner: Builds the runner; may raise :class:`CgExportError` (missing runtime, unloadable file),
+            which turns the target's rows into unavailable rows carrying the message.
+        path: The model file, when there is one (used to check it against the reference).
+    """
+
+    label: str
+    open_runner: Callable[[], Runner]
+    path: Path | None = None
+
+
+def targets_from_files(
+    paths: Iterable[str | Path],
+    *,
+    device: str | None = None,
+    half: bool | None = None,
+    channels_last: bool | None = None,
+    provider: str | None = None,
+) -> list[BenchTarget]:
+    """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
+
+    Args:
+        paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT).
+        device: PyTorch device (``cpu``, ``cuda``, ``cuda:1``); default ``cpu``.
+        half: Run PyTorch checkpoints in fp16.
+        channels_last: Run PyTorch checkpoints in the channels-last memory format.
+        provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
+            default: the fastest installed.
+
+    Raises:
+        CgExportError: a file is missing or has an extension no backend reads.
+    """
+    options = {"device": device, "half": half, "channels_last": channels_last,
+               "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
+    targets = []
+    for path in map(Path, paths):
+        backend_for(path)  # an unknown kind of file is refused before anything runs
+        if not path.is_file():
+            raise CgExportError(f"{path}: no such file")
+        targets.append(BenchTarget(str(path), lambda p=path: runner_for(p, **options), path))
+    return targets
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The PyTorch checkpoint parity is measured against, or why there is none.
+
+    Attributes:
+        path: The checkpoint, or ``None``.
+        reason: Where it came from (``"given with --reference"`` ...) or why there is none.
+    """
+
+    path: Path | None
+    reason: str
+
+    def describe(self) -> str:
+        """One line for the report."""
+        return f"{self.path} ({self.reason})" if self.path else f"none: {self.reason}"
+
+
+def find_reference(models: Iterable[str | Path], reference: str | Path | None = None) -> Reference:
+    """Find the PyTorch fp32 reference for parity.
+
+    In order: ``reference`` if given; else the first PyTorch checkpoint among ``models``; else the source
+    checkpoint recorded in an ONNX model's metadata (``cg_export.source_checkpoint``), if that file still exists and
+    its SHA-256 is the one recorded at export (``cg_export.source_sha256``); else none, with the reason.
+
+    Raises:
+        CgExportError: ``reference`` is given but missing or not a PyTorch checkpoint.
+    """
+    if reference is not None:
+        reference = Path(reference)
+        if not is_checkpoint(reference):
+            suffixes = " or ".join(backend_named("torch").suffixes)
+            raise CgExportError(f"--reference {reference}: expected a PyTorch checkpoint ({suffixes})")
+        if not reference.is_file():
+            raise CgExportError(f"--reference {reference}: no such file")
+        return Reference(reference, "given with --reference")
+    paths = [Path(m) for m in models]
+    for path in paths:
+        if is_checkpoint(path):
+            return Reference(path, "the PyTorch checkpoint among the models")
+    problems = []
+    for path in paths:
+        meta = _recorded_metadata(path)
+        if meta is None:
+            continue
+        source = meta.source_checkpoint
+        if not source:
+            problems.append(f"{path} records no source checkpoint")
+            continue
+        source_path = Path(source)
+        if not source_path.is_file():
+            problems.append(f"{path} was exported from {source_path}, which does not exist here")
+            continue
+        recorded = meta.source_sha256
+        if recorded and sha256_of(source_path) != recorded:
+            problems.append(f"{source_path} has changed since {path} was exported from it (its SHA-256 differs)")
+            continue
+        return Reference(source_path, f"the source checkpoint recorded in {path}")
+    if not problems:
+        problems.append("no PyTorch checkpoint among the models and no ONNX model recording its source")
+    return Reference(None, f"{'; '.join(problems)}; {REFERENCE_HINT}")
+
+
+def _recorded_metadata(path: Path) -> ArtifactMetadata | None:
+    """What an exported file records, or ``None`` (a checkpoint, a missing or unreadable file: its runner will say)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_artifact_metadata(path)
+    except CgExportError:
+        return None
