@@ -652,3 +652,10 @@ def test_new_families_pass_the_tensorrt_preflight_of_every_release(exported, fam
     for version in [(8, 5), (8, 6), (10, 3)]:
         report = check_model(model, version)
         assert report.ok, (family, version, [f.message for f in report.findings if f.severity == "error"])
+
+
+def test_forced_arch_works_on_the_new_families_and_batch_norm_files(family_files):
+    assert load_generator(family_files["ugatit-light"][0], arch="ugatit_light").source_format == SOURCE_UGATIT
+    assert load_generator(family_files["cut"][0], arch="cut_resnet").config["n_blocks"] == 2
+    forced = load_generator(family_files["junyanz-batch"][0], arch="resnet")
+    assert (forced.config["norm"], forced.config["dropout"]) == ("batch", False)

@@ -53,7 +53,7 @@ class LoadedGenerator:
         model: The generator in eval mode, on the CPU, in float32.
         config: Architecture config; ``create_generator(**config)`` rebuilds the network.
         source_format: Which implementation wrote the file (``cg-export``, ``pytorch-CycleGAN-and-pix2pix``,
-            ``PyTorch-GAN``).
+            ``PyTorch-GAN``, ``contrastive-unpaired-translation (CUT/FastCUT)``, ``U-GAT-IT``).
         path: The file it was read from.
         sha256: SHA-256 of the file's bytes.
         meta: The checkpoint's ``meta`` dict (ours) or ``{}``.
@@ -265,6 +265,8 @@ def _clean_state_dict(state_dict: dict[str, torch.Tensor], notes: list[str]) -> 
 
 
 def _guess_source(state_dict: dict[str, torch.Tensor]) -> str:
+    if "DownBlock.1.weight" in state_dict:
+        return SOURCE_UGATIT
     if any(_FILTER_KEY.fullmatch(k) for k in state_dict):
         return SOURCE_CUT
     return SOURCE_PYTORCH_GAN if any(".block." in k for k in state_dict) else SOURCE_JUNYANZ
