@@ -7,6 +7,7 @@ model is always fed exactly as it was trained.
 
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -96,12 +97,81 @@ def fit_to_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return resized[top : top + height, left : left + width]
 
 
-def to_model_input(images: list[np.ndarray] | np.ndarray) -> np.ndarray:
-    """uint8 NHWC (or a list of HWC images of one size) -> float32 NCHW in [-1, 1]."""
+RGB_INPUT = "rgb"
+GREY_INPUT = "grey"
+LAB_L_INPUT = "lab-l"
+INPUT_KINDS = (RGB_INPUT, GREY_INPUT, LAB_L_INPUT)
+
+
+def model_input_kind(architecture: dict) -> str:
+    """What a generator takes, from its architecture config's channel counts.
+
+    * ``"rgb"``: three channels, ``x / 127.5 - 1``;
+    * ``"grey"``: one channel of luminance (ITU-R 601 luma, as Pillow's ``convert("L")`` and torchvision's
+      ``Grayscale`` that the peers train with compute it), ``x / 127.5 - 1``;
+    * ``"lab-l"``: one channel in, two out: pix2pix's colorization model, which takes the L of CIE Lab as
+      ``L / 50 - 1`` and returns ab.
+
+    Raises:
+        ImageError: any other channel count (there are no photographs to feed it).
+    """
+    in_channels = int(architecture.get("in_channels", 3))
+    if in_channels == 3:
+        return RGB_INPUT
+    if in_channels == 1:
+        return LAB_L_INPUT if int(architecture.get("out_channels", 1)) == 2 else GREY_INPUT
+    raise ImageError(f"a generator with {in_channels} input channels takes no kind of photograph cg-export knows "
+                     "(RGB: 3, grey-scale or colorization L: 1)")
+
+
+def to_model_input(images: list[np.ndarray] | np.ndarray, kind: str = RGB_INPUT) -> np.ndarray:
+    """uint8 RGB NHWC (or a list of HWC images of one size) -> float32 NCHW in [-1, 1], as ``kind`` needs it.
+
+    Args:
+        images: RGB images.
+        kind: One of :data:`INPUT_KINDS` (see :func:`model_input_kind`): RGB, grey-scale luminance (1 channel),
+            or the colorization model's Lab L (1 channel).
+    """
     batch = np.stack(images) if isinstance(images, list) else images
     if batch.ndim == 3:
         batch = batch[None]
+    if kind == GREY_INPUT:
+        grey = np.stack([np.asarray(Image.fromarray(image).convert("L")) for image in batch])
+        return np.ascontiguousarray(grey[:, None], dtype=np.float32) / 127.5 - 1.0
+    if kind == LAB_L_INPUT:
+        from skimage.color import rgb2lab
+
+        lightness = np.stack([rgb2lab(image)[..., 0] for image in batch]).astype(np.float32)
+        return np.ascontiguousarray(lightness[:, None]) / 50.0 - 1.0
+    if kind != RGB_INPUT:
+        raise ValueError(f"kind must be one of {INPUT_KINDS}, not {kind!r}")
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def from_model_output(output: np.ndarray, kind: str, model_input: np.ndarray | None = None) -> np.ndarray:
+    """A generator's float NCHW output -> uint8 NHWC RGB images a viewer can see, for each kind of model.
+
+    Args:
+        output: The generator's output in [-1, 1].
+        kind: The model's input kind (:func:`model_input_kind`): RGB out for ``"rgb"``; one grey channel for
+            ``"grey"`` (repeated to RGB); ab (scaled by 110, as pix2pix's colorization trains it) for
+            ``"lab-l"``, joined with the input's L and converted back to RGB.
+        model_input: The batch the model was given (its L is needed for ``"lab-l"``).
+    """
+    if kind == LAB_L_INPUT:
+        from skimage.color import lab2rgb
+
+        if model_input is None:
+            raise ValueError("the colorization output needs its input's L channel")
+        lightness = (model_input[:, :1, : output.shape[2], : output.shape[3]] + 1.0) * 50.0
+        lab = np.concatenate([lightness, output[:, :2] * 110.0], axis=1).transpose(0, 2, 3, 1).astype(np.float64)
+        with warnings.catch_warnings():
+            # Predicted colours outside the sRGB gamut are clipped, which is what a viewer needs; no warning.
+            warnings.simplefilter("ignore", UserWarning)
+            rgb = np.stack([lab2rgb(image) for image in lab])
+        return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    images = to_uint8(output)
+    return np.repeat(images, 3, axis=3) if kind == GREY_INPUT else images
 
 
 def to_uint8(output: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from cg_export.backends.base import Runner
 from cg_export.errors import ParityError
-from cg_export.images import fit_to_size, sample_photographs, to_model_input, to_uint8
+from cg_export.images import RGB_INPUT, fit_to_size, sample_photographs, to_model_input, to_uint8
 
 # Acceptance thresholds by precision. fp32: a tenth of an 8-bit level (accumulation order alone gives ~1e-4 on a
 # 9-block generator); fp16 and int8 are judged by what a viewer sees (PSNR on 8-bit output).
@@ -78,19 +78,20 @@ def compare_outputs(label: str, reference: np.ndarray, candidate: np.ndarray) ->
 
 
 def photograph_batches(
-    sizes: list[tuple[int, int]], photos_per_batch: int = 2
+    sizes: list[tuple[int, int]], photos_per_batch: int = 2, input_kind: str = RGB_INPUT
 ) -> list[tuple[str, np.ndarray]]:
     """Model inputs made of real photographs, one batch per ``(height, width)``.
 
     Each batch holds ``photos_per_batch`` different photographs fitted to the size, so the dynamic batch
-    dimension is exercised too.
+    dimension is exercised too. ``input_kind`` (see :func:`cg_export.images.model_input_kind`) makes them the
+    grey-scale or Lab-L versions a one-channel model takes.
     """
     photos = sample_photographs(photos_per_batch)
     batches = []
     for height, width in sizes:
         images = [fit_to_size(image, height, width) for _, image in photos]
         names = "+".join(name for name, _ in photos)
-        batches.append((f"{names} @ {height}x{width}", to_model_input(images)))
+        batches.append((f"{names} @ {height}x{width}", to_model_input(images, input_kind)))
     return batches
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from cg_export.backends.base import Runner
 from cg_export.errors import CgExportError, ImageError, MissingDependencyError
 from cg_export.files import atomic_output
-from cg_export.images import IMAGE_SUFFIXES, read_photo
+from cg_export.images import IMAGE_SUFFIXES, model_input_kind, read_photo
 from cg_export.tiling import DEFAULT_OVERLAP, DEFAULT_STATS_SIZE, default_tile, stylize_array, whole_image_stats
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -104,13 +104,39 @@ class Stylizer:
         self.runner = runner
         self.multiple = runner.info.size_multiple
         self.options = options or StylizeOptions()
+        architecture = runner.info.metadata.architecture
+        self.kind = model_input_kind(architecture)
+        # PyTorch-GAN's one-channel generators give an image 4 * (3 - edge_pad) px smaller than their input: the
+        # input is reflect-padded by half that on each side, so the output has the input's size and alignment.
+        self.margin = 2 * (3 - int(architecture.get("edge_pad", 3)))
+        # U-GAT-IT's full model only runs at its training size; its LIN/AdaLIN are not InstanceNorm, so tiles
+        # cannot share whole-image statistics either.
+        ugatit = architecture.get("name") == "ugatit"
+        self.fixed_size = None if not ugatit or architecture.get("light") else int(architecture.get("img_size", 256))
         tile = self.options.tile
-        self.tile = default_tile(self.multiple, runner.info.ngf or 64) if tile is None else tile
+        self.whole_images_only = bool(self.margin or ugatit)
+        if self.whole_images_only and tile:
+            raise CgExportError(f"--tile {tile}: this model ({architecture.get('name')}) runs on whole images "
+                                "only; leave --tile unset")
+        if self.whole_images_only:
+            self.tile = 0
+        else:
+            self.tile = default_tile(self.multiple, runner.info.ngf or 64) if tile is None else tile
 
     def image(self, rgb: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
-        """Stylize one uint8 RGB image (tiled when larger than the tile)."""
-        return stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.options.overlap,
-                             stats=stats, stats_size=self.options.stats_size, batch=self.options.batch)
+        """Stylize one uint8 RGB image (tiled when larger than the tile); the result is RGB of the same size."""
+        height, width = rgb.shape[:2]
+        if self.fixed_size:
+            side = self.fixed_size
+            rgb = np.asarray(Image.fromarray(rgb).resize((side, side), Image.BICUBIC))
+        elif self.margin:
+            rgb = np.pad(rgb, ((self.margin, self.margin), (self.margin, self.margin), (0, 0)), mode="reflect")
+        styled = stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.options.overlap,
+                               stats=stats, stats_size=self.options.stats_size, batch=self.options.batch,
+                               kind=self.kind)
+        if self.fixed_size:
+            return np.asarray(Image.fromarray(styled).resize((width, height), Image.BICUBIC))
+        return styled[:height, :width]
 
     def file(self, source: Path, target: Path) -> Path:
         """Stylize an image file into ``target`` (same size, alpha carried over)."""
@@ -159,8 +185,9 @@ class Stylizer:
                         continue
                     for frame in packet.decode():
                         rgb = frame.to_ndarray(format="rgb24")
-                        stats = whole_image_stats(self.runner, rgb, self.multiple, self.options.stats_size)
-                        smoothed = stats if smoothed is None else (
+                        stats = None if self.whole_images_only else whole_image_stats(
+                            self.runner, rgb, self.multiple, self.options.stats_size, self.kind)
+                        smoothed = stats if smoothed is None or stats is None else (
                             (1 - VIDEO_STATS_MOMENTUM) * smoothed + VIDEO_STATS_MOMENTUM * stats)
                         styled = self.image(rgb, stats=smoothed)
                         out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(styled), format="rgb24")

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cg_export.backends.base import Runner
-from cg_export.images import to_model_input, to_uint8
+from cg_export.images import RGB_INPUT, from_model_output, to_model_input
 from cg_export.sizes import round_up
 
 DEFAULT_OVERLAP = 32
@@ -108,9 +108,10 @@ def _available_memory() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def whole_image_stats(runner: Runner, image: np.ndarray, multiple: int, stats_size: int = DEFAULT_STATS_SIZE) -> np.ndarray:
+def whole_image_stats(runner: Runner, image: np.ndarray, multiple: int, stats_size: int = DEFAULT_STATS_SIZE,
+                      kind: str = RGB_INPUT) -> np.ndarray:
     """InstanceNorm statistics (1, 2, S) of ``image`` from its thumbnail (exact when the image fits ``stats_size``)."""
-    return runner.norm_stats(to_model_input([thumbnail(image, stats_size, multiple)]))
+    return runner.norm_stats(to_model_input([thumbnail(image, stats_size, multiple)], kind))
 
 
 def stylize_array(
@@ -123,6 +124,7 @@ def stylize_array(
     stats_size: int = DEFAULT_STATS_SIZE,
     batch: int = 1,
     naive: bool = False,
+    kind: str = RGB_INPUT,
 ) -> np.ndarray:
     """Run one uint8 HxWx3 image through an active runner; returns uint8 HxWx3 of the same size.
 
@@ -137,19 +139,21 @@ def stylize_array(
         stats_size: Longer side of the thumbnail the statistics come from.
         batch: Tiles per inference call.
         naive: Normalise each tile with its own statistics (for comparison only: it shows seams).
+        kind: What the model takes (:func:`cg_export.images.model_input_kind`): the image is fed as RGB,
+            luminance or Lab L, and a grey or colorization output comes back as RGB.
     """
     height, width = image.shape[:2]
     padded = pad_to_multiple(image, multiple)
     ph, pw = padded.shape[:2]
     if not tile or (tile >= ph and tile >= pw):
-        x = to_model_input([padded])
+        x = to_model_input([padded], kind)
         output = runner(x) if stats is None else runner.infer_with_norm_stats(x, stats)
-        return to_uint8(output)[0, :height, :width]
+        return from_model_output(output, kind, x)[0, :height, :width]
     if tile % multiple or overlap % multiple:
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {multiple}")
     if stats is None and not naive:
-        stats = whole_image_stats(runner, image, multiple, stats_size)
-    accumulated = np.zeros((3, ph, pw), np.float32)
+        stats = whole_image_stats(runner, image, multiple, stats_size, kind)
+    accumulated: np.ndarray | None = None
     weight_sum = np.zeros((ph, pw), np.float32)
     windows = plan_windows(ph, pw, tile, overlap)
     by_shape: dict[tuple[int, int], list[Window]] = {}
@@ -158,11 +162,13 @@ def stylize_array(
     for group in by_shape.values():
         for start in range(0, len(group), batch):
             chunk = group[start : start + batch]
-            x = to_model_input([padded[w.top : w.bottom, w.left : w.right] for w in chunk])
+            x = to_model_input([padded[w.top : w.bottom, w.left : w.right] for w in chunk], kind)
             output = runner(x) if naive else runner.infer_with_norm_stats(x, np.repeat(stats, len(chunk), axis=0))
+            if accumulated is None:
+                accumulated = np.zeros((output.shape[1], ph, pw), np.float32)
             for w, y in zip(chunk, output):
                 weights = blend_weights(w, ph, pw, overlap)
                 accumulated[:, w.top : w.bottom, w.left : w.right] += y * weights
                 weight_sum[w.top : w.bottom, w.left : w.right] += weights
     blended = accumulated / weight_sum
-    return to_uint8(blended[None])[0, :height, :width]
+    return from_model_output(blended[None], kind, to_model_input([padded], kind))[0, :height, :width]

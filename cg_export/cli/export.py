@@ -32,7 +32,8 @@ def _main() -> None:
 @reports_errors
 def onnx_command(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint: ours (.pt), pytorch-CycleGAN-and-pix2pix "
-                                      "(latest_net_G_A.pth) or PyTorch-GAN (G_AB_<epoch>.pth)."),
+                                      "(latest_net_G_A.pth), PyTorch-GAN (G_AB_<epoch>.pth), CUT/FastCUT "
+                                      "(latest_net_G.pth) or U-GAT-IT (<dataset>_params_latest.pt)."),
     output: Path | None = output_option("Output .onnx (default: beside the checkpoint)."),
     opset: int | None = opset_option(),
     static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
@@ -45,6 +46,8 @@ def onnx_command(
     verify: bool = verify_option("Check ONNX Runtime against PyTorch first."),
     min_psnr: float | None = min_psnr_option(),
     arch: str | None = arch_option(),
+    direction: str | None = typer.Option(None, help="A2B or B2A: which generator of a file holding both "
+                                         "(U-GAT-IT's *_params_latest.pt; default A2B)."),
 ) -> None:
     """Export a generator checkpoint to ONNX and verify it on real photographs."""
     from cg_export.export.onnx import OnnxExportOptions, export_onnx
@@ -54,7 +57,7 @@ def onnx_command(
         opset=opset, static_size=parse_size(static, "--static") if static else None, batch=batch, fp16=fp16,
         int8=int8, calib=calib, calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
     ))
-    generator = load_generator(checkpoint, arch=arch)
+    generator = load_generator(checkpoint, arch=arch, direction=direction)
     echo("loaded", f"{checkpoint} ({generator.source_format}, sha256 {generator.sha256[:12]})")
     echo("detected" if arch is None else "arch", generator.description)
     for note in generator.notes:

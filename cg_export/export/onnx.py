@@ -25,6 +25,7 @@ from cg_export import __version__
 from cg_export.errors import CgExportError
 from cg_export.export.defaults import DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET
 from cg_export.files import atomic_output
+from cg_export.images import RGB_INPUT, model_input_kind
 from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
@@ -39,8 +40,11 @@ OUTPUT_NAME = "output"
 _OPSET17_SAFE_OPS = {
     "Conv", "ConvTranspose", "Pad", "InstanceNormalization", "BatchNormalization", "Relu", "LeakyRelu", "Add",
     "Tanh", "Resize", "Concat", "Constant", "Identity", "Cast", "Mul", "Sub", "Div", "QuantizeLinear",
-    "DequantizeLinear",
+    "DequantizeLinear", "Sqrt", "Gemm", "MatMul", "Reshape", "Shape", "Squeeze", "Unsqueeze", "ReduceSum",
+    "Gather",
 }
+# Reduce ops whose opset-18 form takes ``axes`` as an input where opset 17 has an attribute (U-GAT-IT's LIN).
+_AXES_TO_ATTRIBUTE_OPS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd"}
 
 
 @dataclass
@@ -140,11 +144,20 @@ def export_onnx(
     options = OnnxExportOptions() if options is None else options
     opset, static_size, batch, verify = options.opset, options.static_size, options.batch, options.verify
     generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
+    if options.uint8_io and model_input_kind(generator.config) != RGB_INPUT:
+        raise CgExportError(f"--uint8-io takes RGB camera bytes; this {generator.description} does not take RGB")
     precision = options.precision
     output = Path(output) if output is not None else default_output_path(generator.path, precision)
     if output.resolve() == generator.path.resolve():
         raise CgExportError(f"{output}: the output would overwrite the checkpoint; choose another -o")
     multiple = generator.model.size_multiple
+    fixed_size = getattr(generator.model, "fixed_size", None)
+    if fixed_size is not None:
+        # U-GAT-IT's full model flattens its feature map into an MLP: it only runs at its training size.
+        if static_size is not None and tuple(static_size) != tuple(fixed_size):
+            raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: this {generator.description} only "
+                                f"runs at {fixed_size[0]}x{fixed_size[1]}")
+        static_size = tuple(fixed_size)
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
         raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
 
@@ -158,7 +171,8 @@ def export_onnx(
         from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
 
         recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
-        images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0]))
+        images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
+                                          kind=model_input_kind(generator.config)))
         model = quantize_int8(model, images, recipe, progress=True)
     add_metadata(model, generator, precision)
     onnx.checker.check_model(model, full_check=True)
@@ -265,7 +279,7 @@ def verify_against_torch(
     from cg_export.backends.onnxruntime import OnnxRuntimeRunner
     from cg_export.backends.torch import TorchRunner
 
-    inputs = photograph_batches(sizes, photos_per_batch)
+    inputs = photograph_batches(sizes, photos_per_batch, input_kind=model_input_kind(model.config))
     with TorchRunner(model) as reference, OnnxRuntimeRunner(onnx_path, providers=["CPUExecutionProvider"]) as runner:
         return measure_parity(reference, runner, inputs)
 
@@ -344,15 +358,19 @@ class _quiet_exporter:
 def _name_dynamic_dims(model: onnx.ModelProto) -> None:
     # The exporter names dims after its symbols ("4*height_blocks"); users and TensorRT profiles see these names.
     names = ("batch", None, "height", "width")
+    symbols = [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
     for value in (model.graph.input[0], model.graph.output[0]):
-        for dim, name in zip(value.type.tensor_type.shape.dim, names):
+        for dim, name, symbol in zip(value.type.tensor_type.shape.dim, names, symbols):
             if name and dim.HasField("dim_param"):
-                dim.dim_param = name
+                # An output that is not the input's size (PyTorch-GAN's grey-scale models: 8 px smaller) keeps
+                # its expression, in the input's names: "height - 8".
+                dim.dim_param = name if dim.dim_param == symbol else dim.dim_param.replace(symbol, name)
     del model.graph.value_info[:]
 
 
 def _relabel_as_opset17(model: onnx.ModelProto) -> None:
-    unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS
+    constants = {init.name: init for init in model.graph.initializer}
+    unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS - _AXES_TO_ATTRIBUTE_OPS
     if unsafe:
         raise CgExportError(f"--opset 17 is not possible for this graph (ops {sorted(unsafe)}); use --opset 18")
     for node in model.graph.node:
@@ -365,6 +383,18 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
             node.attribute.extend(kept)
         if node.op_type == "Pad" and len(node.input) > 3:
             raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
+        if node.op_type in _AXES_TO_ATTRIBUTE_OPS:
+            if any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
+                raise CgExportError(f"--opset 17: {node.op_type} uses noop_with_empty_axes; use --opset 18")
+            kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+            if len(node.input) > 1 and node.input[1]:
+                if node.input[1] not in constants:
+                    raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
+                axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
+                kept.append(onnx.helper.make_attribute("axes", axes))
+                del node.input[1:]
+            del node.attribute[:]
+            node.attribute.extend(kept)
     for entry in model.opset_import:
         if entry.domain in ("", "ai.onnx"):
             entry.version = 17

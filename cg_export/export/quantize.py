@@ -22,7 +22,7 @@ import onnx
 from cg_export.errors import CgExportError, ImageError
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from cg_export.graph_edit import prune_unused
-from cg_export.images import IMAGE_SUFFIXES, fit_to_size, load_image, to_model_input
+from cg_export.images import IMAGE_SUFFIXES, RGB_INPUT, fit_to_size, load_image, to_model_input
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ def find_calibration_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def calibration_batches(folder: str | Path, size: int = 256, limit: int | None = None) -> Iterator[np.ndarray]:
-    """Yield calibration inputs from the photographs in ``folder``.
+def calibration_batches(
+    folder: str | Path, size: int = 256, limit: int | None = None, kind: str = RGB_INPUT
+) -> Iterator[np.ndarray]:
+    """Yield calibration inputs from the photographs in ``folder`` (as ``kind``: RGB, grey-scale or Lab L).
 
     Each photograph is resized to cover ``size`` x ``size`` and centre-cropped (CycleGAN's own training crops,
     so activations are those the generator was trained on), then normalised exactly as at inference
@@ -90,7 +92,7 @@ def calibration_batches(folder: str | Path, size: int = 256, limit: int | None =
             failures.append(str(exc))
             continue
         yielded += 1
-        yield to_model_input([fit_to_size(image, size, size)])
+        yield to_model_input([fit_to_size(image, size, size)], kind)
     if not yielded:
         raise CgExportError(f"--calib {folder}: none of the {len(files)} images could be read ({failures[0]})")
 

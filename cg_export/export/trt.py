@@ -30,6 +30,7 @@ from cg_export.backends.registry import backend_named
 from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.images import model_input_kind
 from cg_export.metadata import ArtifactMetadata, onnx_props
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 from cg_export.sizes import round_down, round_up, verification_sizes
@@ -650,7 +651,9 @@ def inspect_layers(trt: Any, logger: Any, engine_bytes: bytes, dla_core: int | N
 def verify_engine(engine_path: Path, source: _Source, profile: ShapeProfile) -> ParityReport:
     """The engine vs PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs inside the profile."""
     sizes = verification_sizes(source.size_multiple, around=profile.opt[2:4], width_range=(profile.min[3], profile.max[3]))
-    inputs = photograph_batches(sizes, profile.opt[0])
+    architecture = (source.generator.config if source.generator is not None
+                    else ArtifactMetadata.from_props(onnx_props(source.model), source.path).architecture)
+    inputs = photograph_batches(sizes, profile.opt[0], input_kind=model_input_kind(architecture))
     with _reference_runner(source) as reference, TensorRTRunner(engine_path) as candidate:
         return measure_parity(reference, candidate, inputs)
 

@@ -6,7 +6,13 @@ Accepted files (all read with ``torch.load(..., weights_only=True)``, so no pick
 * pytorch-CycleGAN-and-pix2pix ``latest_net_G_A.pth`` / ``<epoch>_net_G_B.pth`` / ``latest_net_G.pth``:
   bare state dicts of ``ResnetGenerator`` or ``UnetGenerator`` (2018-era InstanceNorm running stats and
   DataParallel ``module.`` prefixes are cleaned up);
-* PyTorch-GAN ``G_AB_<epoch>.pth``: bare state dicts of ``GeneratorResNet``.
+* PyTorch-GAN ``G_AB_<epoch>.pth``: bare state dicts of ``GeneratorResNet`` (any channel count; its
+  ``ReflectionPad2d(channels)`` edge padding is reproduced);
+* aitorzip PyTorch-CycleGAN ``netG_A2B.pth``: the pytorch-CycleGAN-and-pix2pix layout, taken as such;
+* CUT / FastCUT ``latest_net_G.pth``: anti-aliased ResNet generators (blur-pool ``model.N.filt`` buffers);
+* U-GAT-IT ``<dataset>_params_latest.pt``: a dict of state dicts; ``genA2B`` (or ``genB2A``) is taken.
+
+Norms (batch with running statistics, instance, none), dropout and channel counts are read from the weights.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ FORMAT_VERSION = 1
 SOURCE_OURS = "cg-export"
 SOURCE_JUNYANZ = "pytorch-CycleGAN-and-pix2pix"
 SOURCE_PYTORCH_GAN = "PyTorch-GAN"
+SOURCE_CUT = "contrastive-unpaired-translation (CUT/FastCUT)"
+SOURCE_UGATIT = "U-GAT-IT"
+DIRECTIONS = ("A2B", "B2A")
 
 _NOT_A_CHECKPOINT = "not a PyTorch checkpoint (torch.load cannot read it); pass a .pt/.pth generator file"
 _RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -44,7 +53,7 @@ class LoadedGenerator:
         model: The generator in eval mode, on the CPU, in float32.
         config: Architecture config; ``create_generator(**config)`` rebuilds the network.
         source_format: Which implementation wrote the file (``cg-export``, ``pytorch-CycleGAN-and-pix2pix``,
-            ``PyTorch-GAN``).
+            ``PyTorch-GAN``, ``contrastive-unpaired-translation (CUT/FastCUT)``, ``U-GAT-IT``).
         path: The file it was read from.
         sha256: SHA-256 of the file's bytes.
         meta: The checkpoint's ``meta`` dict (ours) or ``{}``.
@@ -74,7 +83,17 @@ def describe_architecture(config: dict[str, Any]) -> str:
         extras.append("dropout")
     if name == "resnet":
         upsample = "ConvTranspose" if config.get("upsample", "transpose") == "transpose" else "nearest Upsample + conv"
+        if config.get("edge_pad", 3) != 3:
+            extras.append(f"edge padding {config['edge_pad']} (output {4 * (3 - config['edge_pad'])} px smaller)")
         return f"resnet_{config.get('n_blocks', 9)}blocks ({upsample} upsampling, {', '.join(extras)})"
+    if name == "cut_resnet":
+        halves = [half for half, key in (("down", "antialias"), ("up", "antialias_up")) if config.get(key, True)]
+        sampling = f"anti-aliased {' and '.join(halves)}sampling" if halves else "plain sampling"
+        return f"CUT resnet_{config.get('n_blocks', 9)}blocks ({sampling}, {', '.join(extras)})"
+    if name == "ugatit":
+        kind = "light, any size" if config.get("light") else f"full, {config.get('img_size', 256)}px only"
+        extras = [e for e in extras if not e.endswith(" norm")] + ["AdaLIN"]
+        return f"U-GAT-IT generator ({kind}, {config.get('n_blocks', 4)} blocks, {', '.join(extras)})"
     if name == "unet":
         size = 2 ** config.get("num_downs", 8)
         return f"unet_{size} ({config.get('num_downs', 8)} levels, {', '.join(extras)})"
@@ -103,13 +122,15 @@ def save_generator(model: nn.Module, path: str | Path, meta: dict[str, Any] | No
     return Path(path)
 
 
-def load_generator(path: str | Path, arch: str | None = None) -> LoadedGenerator:
+def load_generator(path: str | Path, arch: str | None = None, direction: str | None = None) -> LoadedGenerator:
     """Load a generator checkpoint of any supported format, detecting the format and architecture.
 
     Args:
         path: Checkpoint file (``.pt`` / ``.pth``).
         arch: Registry name forcing the architecture family and depth (``--arch``); channel counts and ``ngf``
             are still read from the weights. ``None`` detects everything from the file.
+        direction: For files that hold both generators (U-GAT-IT's ``*_params_latest.pt``): ``"A2B"`` (the
+            default) or ``"B2A"``. Files holding one generator refuse it: their direction is the file itself.
 
     Returns:
         The rebuilt generator and what is known about it.
@@ -119,6 +140,8 @@ def load_generator(path: str | Path, arch: str | None = None) -> LoadedGenerator
         ArchitectureError: the weights do not fit the (detected or forced) architecture.
     """
     path = Path(path)
+    if direction is not None and direction not in DIRECTIONS:
+        raise CheckpointError(f"--direction {direction}: choose one of {', '.join(DIRECTIONS)}")
     payload = _read_checkpoint(path)
     notes: list[str] = []
     meta: dict[str, Any] = {}
@@ -136,15 +159,17 @@ def load_generator(path: str | Path, arch: str | None = None) -> LoadedGenerator
         source = SOURCE_OURS
         if arch is not None:
             config = _config_for_forced_arch(arch, state_dict)
+        if direction is not None:
+            raise CheckpointError(_ONE_GENERATOR.format(path=path, direction=direction))
     else:
-        state_dict = _unwrap_state_dict(payload, path)
+        state_dict = _unwrap_state_dict(payload, path, direction, notes)
         state_dict = _clean_state_dict(state_dict, notes)
         if arch is not None:
             config = _config_for_forced_arch(arch, state_dict)
             source = _guess_source(state_dict)
         else:
             config, source = infer_config(state_dict, path)
-    model = _build_and_load(config, state_dict, path)
+    model = _build_and_load(config, state_dict, path, forced=arch is not None, source=source)
     return LoadedGenerator(model, config, source, path, sha256_of(path), meta, notes)
 
 
@@ -189,7 +214,25 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
-def _unwrap_state_dict(payload: Any, path: Path) -> dict[str, torch.Tensor]:
+_ONE_GENERATOR = (
+    "{path}: --direction {direction} applies to files holding both generators (U-GAT-IT's "
+    "*_params_latest.pt); this file holds one generator, so pass the other direction's own file instead"
+)
+
+
+def _unwrap_state_dict(
+    payload: Any, path: Path, direction: str | None = None, notes: list[str] | None = None
+) -> dict[str, torch.Tensor]:
+    if isinstance(payload, dict) and "genA2B" in payload:
+        # U-GAT-IT's training file: {"genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB"} state dicts.
+        key = f"gen{direction or 'A2B'}"
+        if not _is_state_dict(payload.get(key)):
+            raise CheckpointError(f"{path}: U-GAT-IT training file without a '{key}' generator state dict")
+        if notes is not None:
+            notes.append(f"U-GAT-IT training file: exporting its {key} generator (--direction picks the other)")
+        return payload[key]
+    if direction is not None:
+        raise CheckpointError(_ONE_GENERATOR.format(path=path, direction=direction))
     if _is_state_dict(payload):
         return payload
     if isinstance(payload, dict):
@@ -222,7 +265,18 @@ def _clean_state_dict(state_dict: dict[str, torch.Tensor], notes: list[str]) -> 
 
 
 def _guess_source(state_dict: dict[str, torch.Tensor]) -> str:
+    if "DownBlock.1.weight" in state_dict:
+        return SOURCE_UGATIT
+    if any(_FILTER_KEY.fullmatch(k) for k in state_dict):
+        return SOURCE_CUT
     return SOURCE_PYTORCH_GAN if any(".block." in k for k in state_dict) else SOURCE_JUNYANZ
+
+
+_FILTER_KEY = re.compile(r"model\.(\d+)\.filt")
+_SUPPORTED = (
+    "pytorch-CycleGAN-and-pix2pix ResNet/U-Net, PyTorch-GAN GeneratorResNet, CUT/FastCUT ResnetGenerator, "
+    "U-GAT-IT ResnetGenerator"
+)
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkpoint") -> tuple[dict[str, Any], str]:
@@ -236,12 +290,22 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
         ``(config, source_format)``.
 
     Raises:
-        CheckpointError: the keys are not those of a generator we know.
+        CheckpointError: the keys are not those of a generator we know (the message names the family where it
+            is a known one that is not supported, or a network that is not a generator).
     """
     keys = set(state_dict)
+    if "DownBlock.1.weight" in keys and "gap_fc.weight" in keys:
+        from cg_export.models.ugatit import infer_ugatit_config
+
+        return infer_ugatit_config(state_dict), SOURCE_UGATIT
     if "model.model.0.weight" in keys:
         return _infer_unet(state_dict), SOURCE_JUNYANZ
+    _refuse_known_non_generators(state_dict, path)
     if any(".conv_block." in k for k in keys):
+        if any(_FILTER_KEY.fullmatch(k) for k in keys):
+            from cg_export.models.cut import infer_cut_config
+
+            return infer_cut_config(state_dict), SOURCE_CUT
         return _infer_resnet(state_dict, "transpose", "conv_block"), SOURCE_JUNYANZ
     if any(".block." in k for k in keys):
         return _infer_resnet(state_dict, "nearest", "block"), SOURCE_PYTORCH_GAN
@@ -252,13 +316,41 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
         )
     sample = ", ".join(sorted(keys)[:3])
     raise CheckpointError(
-        f"{path}: not a CycleGAN generator we recognise (keys like {sample}); "
-        "if it is one, name its architecture with --arch"
+        f"{path}: not a generator of a family cg-export supports (keys like {sample}); "
+        f"supported: {_SUPPORTED}"
     )
+
+
+def _refuse_known_non_generators(state_dict: dict[str, torch.Tensor], path: Path | str) -> None:
+    """Name the files of the wild that look like generators to a key scan but are something else."""
+    keys = set(state_dict)
+    if any(re.fullmatch(r"model\.\d+\.conv_block\.\d+\.conv\.\d+\.weight", k) for k in keys):
+        raise CheckpointError(
+            f"{path}: a GAN Compression (mit-han-lab/gan-compression) mobile ResNet generator (separable "
+            "convolutions in its residual blocks); that family is not supported by cg-export"
+        )
+    if any(re.fullmatch(r"mlp_\d+\.\d+\.weight", k) for k in keys):
+        raise CheckpointError(
+            f"{path}: CUT/FastCUT's PatchSampleF feature MLP (latest_net_F.pth), not a generator; "
+            "pass the generator file latest_net_G.pth"
+        )
 
 
 def _conv_indices(state_dict: dict[str, torch.Tensor]) -> list[int]:
     return sorted({int(m.group(1)) for k in state_dict if (m := re.fullmatch(r"model\.(\d+)\.weight", k))})
+
+
+def read_norm(state_dict: dict[str, torch.Tensor], conv_key: str, norm_key: str) -> str:
+    """The normalisation after the convolution ``conv_key``, read from the keys the norm layer ``norm_key`` left.
+
+    BatchNorm leaves an affine ``weight`` and running statistics; InstanceNorm (CycleGAN's, no affine) and
+    ``--norm none`` (``Identity``) leave nothing, and are told apart by the convolution's bias, which the
+    reference code gives to InstanceNorm only.
+    """
+    weight = state_dict.get(f"{norm_key}.weight")
+    if weight is not None and weight.dim() == 1:
+        return "batch"
+    return "instance" if f"{conv_key}.bias" in state_dict else "none"
 
 
 def _infer_resnet(state_dict: dict[str, torch.Tensor], upsample: str, block_attr: str) -> dict[str, Any]:
@@ -267,9 +359,13 @@ def _infer_resnet(state_dict: dict[str, torch.Tensor], upsample: str, block_attr
     if first is None or first.dim() != 4 or not indices:
         raise CheckpointError("ResNet generator keys are incomplete (no model.1.weight); the file is damaged")
     blocks = {int(m.group(1)) for k in state_dict if (m := re.match(rf"model\.(\d+)\.{block_attr}\.", k))}
-    dropout = any(re.match(rf"model\.\d+\.{block_attr}\.6\.weight", k) for k in state_dict)
-    norm = "instance" if "model.1.bias" in state_dict else "batch"
-    return {
+    # With Dropout the second block conv moves from index 5 to 6; without it, index 6 holds that conv's norm
+    # (a 1-D BatchNorm weight), so only a 4-D weight there means dropout.
+    dropout = any(
+        v.dim() == 4 for k, v in state_dict.items() if re.fullmatch(rf"model\.\d+\.{block_attr}\.6\.weight", k)
+    )
+    norm = read_norm(state_dict, "model.1", "model.2")
+    config: dict[str, Any] = {
         "name": "resnet",
         "in_channels": int(first.shape[1]),
         "out_channels": int(state_dict[f"model.{indices[-1]}.weight"].shape[0]),
@@ -279,6 +375,10 @@ def _infer_resnet(state_dict: dict[str, torch.Tensor], upsample: str, block_attr
         "norm": norm,
         "upsample": upsample,
     }
+    if upsample == "nearest" and config["in_channels"] != 3:
+        # PyTorch-GAN pads its 7x7 convolutions by ReflectionPad2d(channels): 1 pixel for grey-scale models.
+        config["edge_pad"] = min(config["in_channels"], 3)
+    return config
 
 
 def _infer_unet(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -298,7 +398,7 @@ def _infer_unet(state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         "ngf": int(first.shape[0]),
         "num_downs": levels,
         "dropout": False,
-        "norm": "instance" if "model.model.1.model.1.bias" in state_dict else "batch",
+        "norm": read_norm(state_dict, "model.model.1.model.1", "model.model.1.model.2"),
     }
 
 
@@ -320,9 +420,13 @@ def _config_for_forced_arch(arch: str, state_dict: dict[str, torch.Tensor]) -> d
     try:
         if config["name"] == "unet":
             found = _infer_unet(state_dict)
-        else:
+        elif config["name"] == "resnet":
             attr = "conv_block" if config["upsample"] == "transpose" else "block"
             found = _infer_resnet(state_dict, config["upsample"], attr)
+        else:
+            found, _ = infer_config(state_dict)
+            if found["name"] != config["name"]:
+                return config
     except (CheckpointError, KeyError, IndexError):
         return config  # keys of another layout: the strict load below names what does not fit
     depth_key = "num_downs" if config["name"] == "unet" else "n_blocks"
@@ -331,7 +435,10 @@ def _config_for_forced_arch(arch: str, state_dict: dict[str, torch.Tensor]) -> d
     return config
 
 
-def _build_and_load(config: dict[str, Any], state_dict: dict[str, torch.Tensor], path: Path) -> nn.Module:
+def _build_and_load(
+    config: dict[str, Any], state_dict: dict[str, torch.Tensor], path: Path, forced: bool = False,
+    source: str = SOURCE_OURS,
+) -> nn.Module:
     config = dict(config)
     name = config.pop("name", None)
     if not isinstance(name, str):
@@ -339,9 +446,12 @@ def _build_and_load(config: dict[str, Any], state_dict: dict[str, torch.Tensor],
     model = create_generator(name, **config)
     result = _fit_report(model, state_dict)
     if result:
+        # Only a forced --arch can be wrong in a way another --arch fixes; a detected layout that does not
+        # fit means a damaged file or a variant of that family that is not supported.
+        advice = ("check --arch or that this is the right file" if forced else
+                  f"the file is damaged, or a variant of {source}'s generator that cg-export does not support")
         raise ArchitectureError(
-            f"{path}: the weights do not fit {describe_architecture(model.config)}: {result}; "
-            "check --arch or that this is the right file"
+            f"{path}: the weights do not fit {describe_architecture(model.config)}: {result}; {advice}"
         )
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     return model.eval()

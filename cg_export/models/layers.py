@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from torch import nn
 
-NORMS = ("instance", "batch")
+NORMS = ("instance", "batch", "none")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
     """Build the normalisation layer the peers use for ``kind``.
 
     CycleGAN uses ``InstanceNorm2d`` without affine parameters or running statistics; pix2pix's U-Net
-    defaults to ``BatchNorm2d``. Both are exact matches of the reference code so their state dicts load as-is.
+    defaults to ``BatchNorm2d`` (affine, with running statistics); ``"none"`` is pytorch-CycleGAN-and-pix2pix's
+    ``--norm none``, an ``Identity`` that keeps the layer's index (so later key names do not shift) and has no
+    keys. All are exact matches of the reference code so their state dicts load as-is.
     """
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
     raise ValueError(f"norm must be one of {NORMS}, not {kind!r}")
 
 
 def conv_bias_for(norm: str) -> bool:
-    """Whether convolutions before ``norm`` carry a bias (the reference drops it before BatchNorm)."""
+    """Whether convolutions before ``norm`` carry a bias in the reference code.
+
+    pytorch-CycleGAN-and-pix2pix sets ``use_bias = norm_layer == InstanceNorm2d``, so BatchNorm *and* ``--norm
+    none`` (a plain function returning ``Identity``) both leave the convolutions without bias.
+    """
     return norm == "instance"
