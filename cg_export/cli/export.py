@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import echo, new_app, parse_size, reports_errors
+from cg_export.cli.deploy import register as register_deploy_command
 from cg_export.cli.trt import register as register_trt_commands
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
@@ -95,6 +96,7 @@ def list_command() -> None:
 
 
 register_trt_commands(app)
+register_deploy_command(app)
 
 
 def main() -> None:
