@@ -183,7 +183,7 @@ def test_folder_holds_the_chosen_artifact_its_hashes_and_every_row(deployed):
     # Only the chosen artifact is kept without --keep-all; nothing of the work folder is left.
     assert not (out / "candidates").exists() and not (out / ".work").exists()
     report = (out / "report.md").read_text()
-    assert f"**chosen**" in report and "cg-export onnx" in report and "--int8 --calib calib/" in report
+    assert "**chosen**" in report and "cg-export onnx" in report and "--int8 --calib calib/" in report
     assert "<table>" in (out / "report.html").read_text()
     student = {c["name"]: c for c in manifest["candidates"]}["student-torch-fp32"]
     assert student["source"] == "student" and student["psnr_db"] != "inf"  # judged against the teacher

@@ -22,7 +22,6 @@ from cg_export.deploy.candidates import CANDIDATES, STUDENT_PREFIX, TARGETS, Can
 from cg_export.deploy.choice import OK, UNAVAILABLE, CandidateRow, Decision, choose
 from cg_export.deploy.folder import check_output_folder, replaced_folder
 from cg_export.deploy.photos import DeployError, PhotoSplit, split_photos
-from cg_export.errors import CgExportError
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import DEFAULT_MIN_PSNR, compare_outputs, format_psnr
 
