@@ -294,6 +294,8 @@ def _time_rows(rows: list[CandidateRow], made: dict[str, Path], specs: list[Cand
 
     options = {spec.name: spec.runner_options for spec in specs}
     verified = [row for row in rows if row.status == OK and row.psnr_per_photo]
+    say("timing", f"{len(verified)} candidates at {size[0]}x{size[1]}, batch 1, with cg-bench's harness "
+                  f"({settings.describe()})")
     by_label = {row.name: row for row in verified}
     targets = [BenchTarget(row.name, lambda p=made[row.name], o=options[row.name.removeprefix(STUDENT_PREFIX)]:
                            _runner(p, o), made[row.name]) for row in verified]
