@@ -6,12 +6,18 @@
 #   cg-demo --quick --out /tmp/cg-demo-quick          # or a full `cg-demo` run
 #   benchmarks/deploy_figures.sh /tmp/cg-demo-quick [SCRATCH_FOLDER]
 #
+# One thread per runtime and few timed runs: the build machine is shared (load 8-12 on 2 cores while these ran),
+# and multi-threaded pools that spin lose far more than single threads when cores are oversubscribed (PyTorch with
+# 2 threads measured 12x slower than ONNX Runtime there, against 1.4x in the quiet cg-demo report).
+# Override with TIMING="..." (e.g. TIMING="--duration 3" on a quiet machine).
+#
 # Each run's deploy.json, report.md and figures are copied to benchmarks/results/deploy/<model>_<size>/ (the model
 # files are not: they stay in SCRATCH_FOLDER).
 set -euo pipefail
 demo=${1:?usage: benchmarks/deploy_figures.sh CG_DEMO_FOLDER [SCRATCH_FOLDER]}
 scratch=${2:-/tmp/cg-deploy-figures}
 results=benchmarks/results/deploy
+timing=${TIMING:---threads 1 --warmup 1 --iterations 5}
 mkdir -p "$scratch" "$results"
 python - "$scratch/photos" <<'PY'
 import sys
@@ -33,7 +39,7 @@ for model in "cg-demo:$demo/run/G_AB.pt" "resnet_9blocks_untrained:$scratch/resn
   for size in 256x256 512x512; do
     out="$scratch/${name}_$size"
     echo "== cg-export deploy $checkpoint --photos $scratch/photos --size $size -o $out"
-    cg-export deploy "$checkpoint" --photos "$scratch/photos" --size "$size" -o "$out"
+    cg-export deploy "$checkpoint" --photos "$scratch/photos" --size "$size" -o "$out" $timing
     rm -rf "${results:?}/${name}_$size"
     mkdir -p "$results/${name}_$size"
     cp "$out/deploy.json" "$out/report.md" "$out/report.html" "$out"/*.png "$results/${name}_$size/"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,8 @@ def deployed(inputs) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(quantize, "calibration_batches", watched)
         result = deploy(inputs["teacher"], inputs["photos"], out, size=SIZE, student=inputs["student"],
-                        candidates=["torch-fp32", "onnx-fp32", "onnx-int8"], say=lambda *_: None, **FAST)
+                        candidates=["torch-fp32", "onnx-fp32", "onnx-int8"], threads=1, say=lambda *_: None,
+                        **FAST)
     return {"result": result, "out": out, "calibrated_on": seen}
 
 
@@ -188,6 +190,8 @@ def test_folder_holds_the_chosen_artifact_its_hashes_and_every_row(deployed):
     student = {c["name"]: c for c in manifest["candidates"]}["student-torch-fp32"]
     assert student["source"] == "student" and student["psnr_db"] != "inf"  # judged against the teacher
     assert manifest["machine"]["cores"] and "cg-export" in manifest["machine"]["versions"]
+    assert manifest["timing"] == "warm-up 0, 2 iterations, 1 thread(s) per runtime"
+    assert torch.get_num_threads() != 1 or (os.cpu_count() or 1) == 1  # the run's thread count was restored
 
 
 def test_the_tools_take_the_deployment_folder(deployed, tmp_path):
@@ -272,6 +276,7 @@ def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
     (["--photos", "{photos}", "--target", "mars"], "--target 'mars': unknown; choose one of local, jetson"),
     (["--photos", "{photos}", "--candidate", "onnx-int4"], "--candidate onnx-int4: not a candidate"),
     (["--photos", "{photos}", "--compress", "4"], "--compress needs cg-compress"),
+    (["--photos", "{photos}", "--threads", "0"], "--threads 0: must be 1 or more"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, args, message):
     from cg_export.cli.export import app
@@ -307,3 +312,20 @@ def test_json_prints_the_decision(deployed, inputs, tmp_path):
     decision = json.loads(result.stdout)
     assert decision["candidate"] == "torch-fp32" and decision["artifact"] == "torch-fp32.pt"
     assert "photos" in result.stderr  # progress went to stderr
+
+
+def test_a_manifest_can_only_name_a_file_inside_its_folder(tmp_path):
+    from cg_export.backends import deployment_artifact
+    from cg_export.errors import BackendError
+
+    (tmp_path / "elsewhere.onnx").write_bytes(b"")
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    assert deployment_artifact(folder) == folder  # no manifest: an ordinary folder, left to the caller
+    for artifact in ("../elsewhere.onnx", str(tmp_path / "elsewhere.onnx"), "missing.onnx", None):
+        (folder / "deploy.json").write_text(json.dumps({"artifact": artifact}))
+        with pytest.raises(BackendError, match="is not a file in"):
+            deployment_artifact(folder)
+    (folder / "deploy.json").write_text("{broken")
+    with pytest.raises(BackendError, match="not a readable deployment manifest"):
+        deployment_artifact(folder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def deploy_command(
     iterations: int | None = typer.Option(None, help="Timed runs per candidate (default: as many as fit in "
                                           "--duration)."),
     duration: float | None = typer.Option(None, help="Seconds of timed runs per candidate (default: 3)."),
+    threads: int | None = typer.Option(None, help="CPU threads for every runtime alike (default: each runtime's "
+                                       "own, every core); 1 is the fair choice on a busy machine."),
     arch: str | None = typer.Option(None, help="Force the architecture of the checkpoints."),
 ) -> None:
     """Export every candidate (PyTorch, ONNX fp32/fp16/int8, OpenVINO, TensorRT where installed), verify each on
@@ -64,11 +67,16 @@ def deploy_command(
 
             return Path(run_compress(checkpoint, calibration, output=student_path, ratio=compress, report=say).student)
 
-    result = deploy(
-        checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
-        target=target, student=student, candidates=candidate or None, keep_all=keep_all, warmup=warmup,
-        iterations=iterations, duration_s=duration, arch=arch, distil=distil, say=say,
-    )
+    # A terminated run (kill, a CI timeout) cleans up like Ctrl-C: the half-built folder is removed.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = deploy(
+            checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
+            target=target, student=student, candidates=candidate or None, keep_all=keep_all, warmup=warmup,
+            iterations=iterations, duration_s=duration, arch=arch, threads=threads, distil=distil, say=say,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if json_output:
         manifest = result.manifest
         decision = {key: manifest[key] for key in ("artifact", "candidate", "backend", "runtime", "precision", "size",
@@ -80,6 +88,10 @@ def deploy_command(
         say("decision", result.decision.why)
         for command in result.finish_on_device:
             say("on device", command)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -95,6 +95,8 @@ class CandidateSpec:
                 found = importlib.util.find_spec(requirement.module) is not None
             except ModuleNotFoundError:  # the parent package of a dotted name is missing
                 found = False
+            except ValueError:  # already imported without a spec (a stand-in module): it is there
+                found = True
             if not found:
                 return requirement.missing
         return None

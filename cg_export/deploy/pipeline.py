@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ def deploy(
     iterations: int | None = None,
     duration_s: float | None = None,
     arch: str | None = None,
+    threads: int | None = None,
     distil: Callable[[Path, Path], Path] | None = None,
     say: Say | None = None,
 ) -> Deployment:
@@ -106,6 +108,9 @@ def deploy(
         iterations: Timed runs per candidate; default as many as fit in ``duration_s``.
         duration_s: Seconds of timed runs per candidate (cg-bench's default when ``None``).
         arch: Force the architecture of the checkpoints.
+        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: each runtime's
+            own (PyTorch's and ONNX Runtime's are every core). On a shared machine, 1 keeps the comparison fair:
+            spinning thread pools lose far more than single threads when cores are oversubscribed.
         distil: Makes a student instead of ``student``: called with the folder of calibration photographs (never
             the held-out ones) and the student checkpoint to write, returns the checkpoint written. The CLI passes
             cg-compress here; the library itself never trains.
@@ -128,6 +133,8 @@ def deploy(
     size = DEFAULT_SIZE if size is None else tuple(size)  # type: ignore[assignment]
     output = DEFAULT_OUTPUT if output is None else Path(output).expanduser()
     settings = TimingSettings.create(warmup, iterations, duration_s)
+    if threads is not None and threads < 1:
+        raise DeployError(f"--threads {threads}: must be 1 or more")
     specs = _select(target, candidates)
     check_output_folder(output)
     teacher = Source("teacher", load_generator(checkpoint, arch=arch))
@@ -151,7 +158,7 @@ def deploy(
     say("photos", f"{len(split.calibration)} to calibrate int8, {len(split.verification)} held out to verify on "
                   f"({', '.join(split.label(p) for p, _ in split.verification)}), at {size[0]}x{size[1]}")
 
-    with replaced_folder(output) as build:
+    with replaced_folder(output) as build, _torch_threads(threads):
         work = build / WORK_FOLDER
         calibration = split.write_calibration_folder(work / "calibration")
         if distil is not None:
@@ -163,16 +170,16 @@ def deploy(
         say("reference", f"PyTorch fp32 on the {len(split.verification)} held-out photographs "
                          f"({teacher.generator.description})")
         inputs = [(split.label(path), _model_input(image, size)) for path, image in split.verification]
-        reference = _outputs(_runner(teacher.generator.path, (("device", "cpu"),)), inputs)
+        reference = _outputs(_runner(teacher.generator.path, (("device", "cpu"),), threads), inputs)
         rows: list[CandidateRow] = []
         made: dict[str, Path] = {}
         outputs: dict[str, list[np.ndarray]] = {}
         for source in sources:
             for spec in specs:
                 row = _make_and_verify(spec, source, work, calibration, size, min_psnr_db, inputs, reference, made,
-                                       outputs, say)
+                                       outputs, threads, say)
                 rows.append(row)
-        _time_rows(rows, made, specs, size, settings, say)
+        _time_rows(rows, made, specs, size, settings, threads, say)
         decision = choose(rows)
         if decision.chosen is None:
             raise DeployError(decision.why)
@@ -183,7 +190,8 @@ def deploy(
         manifest = write_deployment(
             build, decision=decision, rows=rows, size=size, target=target, split=split, teacher=teacher.generator,
             student=sources[1].generator if len(sources) > 1 else None, min_psnr_db=min_psnr_db,
-            settings=settings.describe(), finish_on_device=finish, kept=kept,
+            settings=settings.describe() + (f", {threads} thread(s) per runtime" if threads else ""),
+            finish_on_device=finish, kept=kept,
             chosen_outputs=outputs.get(decision.chosen.name, []),
             reference_outputs=reference, inputs=inputs, say=say)
     say("wrote", f"{output}: {manifest['artifact']} ({decision.chosen.runtime} {decision.chosen.precision}), "
@@ -232,10 +240,27 @@ def _model_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------ stages
 
 
-def _runner(path: Path, options: tuple[tuple[str, object], ...]) -> Any:
+def _runner(path: Path, options: tuple[tuple[str, object], ...], threads: int | None) -> Any:
     from cg_export.backends import runner_for
 
-    return runner_for(path, **dict(options))
+    # runner_for passes each backend only the options its row takes: "threads" reaches ONNX Runtime and OpenVINO.
+    return runner_for(path, threads=threads, **dict(options))
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's thread count for the run (its runner has no per-model option), restored afterwards."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _outputs(runner: Any, inputs: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
@@ -246,7 +271,7 @@ def _outputs(runner: Any, inputs: list[tuple[str, np.ndarray]]) -> list[np.ndarr
 def _make_and_verify(
     spec: CandidateSpec, source: Source, work: Path, calibration: Path, size: tuple[int, int],
     min_psnr_db: float | None, inputs: list[tuple[str, np.ndarray]], reference: list[np.ndarray],
-    made: dict[str, Path], outputs: dict[str, list[np.ndarray]], say: Say,
+    made: dict[str, Path], outputs: dict[str, list[np.ndarray]], threads: int | None, say: Say,
 ) -> CandidateRow:
     name = source.prefix + spec.name
     floor = DEFAULT_MIN_PSNR[spec.precision] if min_psnr_db is None else min_psnr_db
@@ -273,7 +298,7 @@ def _make_and_verify(
     row.artifact = artifact.name
     made[name] = artifact
     try:
-        got = _outputs(_runner(artifact, spec.runner_options), inputs)
+        got = _outputs(_runner(artifact, spec.runner_options, threads), inputs)
     except Exception as exc:  # a runtime's own error (an op it cannot run): report the row, go on
         say("failed", f"{name}: cannot run: {exc}")
         return row.fail(f"cannot run: {exc}")
@@ -289,7 +314,7 @@ def _make_and_verify(
 
 
 def _time_rows(rows: list[CandidateRow], made: dict[str, Path], specs: list[CandidateSpec], size: tuple[int, int],
-               settings: Any, say: Say) -> None:
+               settings: Any, threads: int | None, say: Say) -> None:
     from cg_export.bench import BenchTarget, run_benchmark
 
     options = {spec.name: spec.runner_options for spec in specs}
@@ -298,7 +323,7 @@ def _time_rows(rows: list[CandidateRow], made: dict[str, Path], specs: list[Cand
                   f"({settings.describe()})")
     by_label = {row.name: row for row in verified}
     targets = [BenchTarget(row.name, lambda p=made[row.name], o=options[row.name.removeprefix(STUDENT_PREFIX)]:
-                           _runner(p, o), made[row.name]) for row in verified]
+                           _runner(p, o, threads), made[row.name]) for row in verified]
 
     def timed(result: Any) -> None:
         row = by_label[result.model]
