@@ -44,6 +44,7 @@ class Source:
 
     @property
     def prefix(self) -> str:
+        """What its candidates' names start with: nothing for the teacher, ``student-`` for a student."""
         return "" if self.role == "teacher" else STUDENT_PREFIX
 
 
