@@ -5,6 +5,13 @@ imports its runtime lazily, so ``cg_export.backends`` is importable with none in
 """
 
 from cg_export.backends.base import ModelInfo, Runner
-from cg_export.backends.registry import BACKENDS, MODEL_SUFFIXES, backend_for, is_checkpoint, runner_for
+from cg_export.backends.registry import (
+    BACKENDS,
+    MODEL_SUFFIXES,
+    backend_for,
+    deployment_artifact,
+    is_checkpoint,
+    runner_for,
+)
 
-__all__ = ["BACKENDS", "MODEL_SUFFIXES", "ModelInfo", "Runner", "backend_for", "is_checkpoint", "runner_for"]
+__all__ = ["BACKENDS", "MODEL_SUFFIXES", "ModelInfo", "Runner", "backend_for", "deployment_artifact", "is_checkpoint", "runner_for"]

@@ -7,6 +7,7 @@ decide how to run it. Adding a runtime is one row here plus one runner module.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +74,42 @@ def backend_named(name: str) -> Backend:
     raise BackendError(f"unknown backend {name!r}; choose one of: {', '.join(b.name for b in BACKENDS)}")
 
 
+#: The manifest ``cg-export deploy`` writes into a deployment folder; ``artifact`` names the chosen model file.
+DEPLOY_MANIFEST = "deploy.json"
+
+
+def deployment_artifact(path: str | Path) -> Path:
+    """The chosen model file of a deployment folder (a folder holding ``deploy.json``); any other path unchanged.
+
+    This is what lets every tool take the folder ``cg-export deploy`` wrote in place of a model file.
+
+    Raises:
+        BackendError: the manifest is unreadable, or names no file inside the folder.
+    """
+    path = Path(path)
+    manifest = path / DEPLOY_MANIFEST
+    if not path.is_dir() or not manifest.is_file():
+        return path
+    try:
+        artifact = json.loads(manifest.read_text()).get("artifact")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise BackendError(f"{manifest}: not a readable deployment manifest ({exc})") from None
+    chosen = path / artifact if isinstance(artifact, str) and artifact else None
+    # Only a file inside the folder: a manifest must not send a tool to run a model from elsewhere.
+    if chosen is None or Path(artifact).is_absolute() or ".." in Path(artifact).parts or not chosen.exists():
+        raise BackendError(f"{manifest}: its artifact {artifact!r} is not a file in {path}; run cg-export deploy again")
+    return chosen
+
+
 def backend_for(path: str | Path, backend: str | None = None) -> Backend:
     """The backend that opens ``path``: the one named, or the default for its suffix.
+
+    A deployment folder stands for its chosen artifact (:func:`deployment_artifact`).
 
     Raises:
         BackendError: the suffix belongs to no backend, or the named backend does not open such files.
     """
+    path = deployment_artifact(path)
     suffix = Path(path).suffix.lower()
     if backend is not None:
         row = backend_named(backend)
@@ -105,6 +136,7 @@ def read_artifact_metadata(path: str | Path) -> ArtifactMetadata | None:
     Raises:
         BackendError: no backend opens the file, or its metadata is unreadable or broken.
     """
+    path = deployment_artifact(path)
     row = backend_for(path)
     if row.metadata_reader is None:
         return None
@@ -116,7 +148,7 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
     """An inactive runner for a model file, from the backend table.
 
     Args:
-        path: The model file.
+        path: The model file, or a deployment folder (its chosen artifact).
         backend: A backend name to use instead of the suffix's default.
         **options: Runner options; the ones the chosen backend does not take, and ``None`` values, are dropped, so
             a caller can pass one set of options for files of every kind.
@@ -125,6 +157,7 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
         BackendError: no backend opens the file.
         MissingDependencyError: the runtime the backend needs is not installed.
     """
+    path = deployment_artifact(path)
     row = backend_for(path, backend)
     try:
         module = importlib.import_module(row.module)
@@ -140,5 +173,6 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
     return runner_class.from_file(path, **accepted)
 
 
-__all__ = ["BACKENDS", "MODEL_SUFFIXES", "Backend", "backend_for", "backend_named", "is_checkpoint",
+__all__ = ["BACKENDS", "DEPLOY_MANIFEST", "MODEL_SUFFIXES", "Backend", "backend_for", "backend_named",
+           "deployment_artifact", "is_checkpoint",
            "read_artifact_metadata", "runner_for"]

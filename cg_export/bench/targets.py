@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg_export.backends import Runner, backend_for, is_checkpoint, runner_for
+from cg_export.backends import Runner, backend_for, deployment_artifact, is_checkpoint, runner_for
 from cg_export.backends.registry import backend_named, read_artifact_metadata
 from cg_export.errors import CgExportError
 from cg_export.files import sha256_of
@@ -52,7 +52,8 @@ def targets_from_files(
     """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
     Args:
-        paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT).
+        paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT), or a
+            folder ``cg-export deploy`` wrote (its chosen artifact; the label stays the folder).
         device: PyTorch device (``cpu``, ``cuda``, ``cuda:1``); default ``cpu``.
         half: Run PyTorch checkpoints in fp16.
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
@@ -65,11 +66,12 @@ def targets_from_files(
     options = {"device": device, "half": half, "channels_last": channels_last,
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
-    for path in map(Path, paths):
+    for given in map(Path, paths):
+        path = deployment_artifact(given)
         backend_for(path)  # an unknown kind of file is refused before anything runs
         if not path.is_file():
             raise CgExportError(f"{path}: no such file")
-        targets.append(BenchTarget(str(path), lambda p=path: runner_for(p, **options), path))
+        targets.append(BenchTarget(str(given), lambda p=path: runner_for(p, **options), path))
     return targets
 
 
@@ -108,7 +110,7 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
         if not reference.is_file():
             raise CgExportError(f"--reference {reference}: no such file")
         return Reference(reference, "given with --reference")
-    paths = [Path(m) for m in models]
+    paths = [deployment_artifact(m) for m in models]
     for path in paths:
         if is_checkpoint(path):
             return Reference(path, "the PyTorch checkpoint among the models")

@@ -18,6 +18,7 @@ from cg_export.cli.options import (
     verify_option,
 )
 from cg_export.cli.printer import echo, print_parity
+from cg_export.cli.deploy import register as register_deploy_command
 from cg_export.cli.trt import register as register_trt_commands
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
@@ -102,6 +103,7 @@ def list_command() -> None:
 
 
 register_trt_commands(app)
+register_deploy_command(app)
 
 
 def main() -> None:
