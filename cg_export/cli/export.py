@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import given, new_app, parse_size, reports_errors
+from cg_export.cli.deploy import register as register_deploy_command
 from cg_export.cli.options import (
     arch_option,
     calib_method_option,
@@ -18,7 +19,6 @@ from cg_export.cli.options import (
     verify_option,
 )
 from cg_export.cli.printer import echo, print_parity
-from cg_export.cli.deploy import register as register_deploy_command
 from cg_export.cli.trt import register as register_trt_commands
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
