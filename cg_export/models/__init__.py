@@ -1,6 +1,6 @@
 """Generator architectures, their registry, and loading/saving of every checkpoint format we accept."""
 
-from cg_export.models import resnet, unet  # noqa: F401  (registers the architectures)
+from cg_export.models import mobile_resnet, resnet, unet  # noqa: F401  (registers the architectures)
 from cg_export.models.checkpoint import LoadedGenerator, describe_architecture, load_generator, save_generator
 from cg_export.models.registry import create_generator, list_generators, register_generator
 

@@ -6,7 +6,8 @@ Accepted files (all read with ``torch.load(..., weights_only=True)``, so no pick
 * pytorch-CycleGAN-and-pix2pix ``latest_net_G_A.pth`` / ``<epoch>_net_G_B.pth`` / ``latest_net_G.pth``:
   bare state dicts of ``ResnetGenerator`` or ``UnetGenerator`` (2018-era InstanceNorm running stats and
   DataParallel ``module.`` prefixes are cleaned up);
-* PyTorch-GAN ``G_AB_<epoch>.pth``: bare state dicts of ``GeneratorResNet``.
+* PyTorch-GAN ``G_AB_<epoch>.pth``: bare state dicts of ``GeneratorResNet``;
+* GAN Compression ``latest_net_G.pth``: bare state dicts of its mobile / sub-mobile ResNet generators.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.models.mobile_resnet import describe_mobile_resnet, infer_mobile_resnet_config, is_mobile_resnet_state
 from cg_export.models.registry import create_generator
 
 FORMAT = "cg-export.generator"
@@ -31,6 +33,7 @@ FORMAT_VERSION = 1
 SOURCE_OURS = "cg-export"
 SOURCE_JUNYANZ = "pytorch-CycleGAN-and-pix2pix"
 SOURCE_PYTORCH_GAN = "PyTorch-GAN"
+SOURCE_GAN_COMPRESSION = "gan-compression"
 
 _NOT_A_CHECKPOINT = "not a PyTorch checkpoint (torch.load cannot read it); pass a .pt/.pth generator file"
 _RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -68,6 +71,8 @@ class LoadedGenerator:
 def describe_architecture(config: dict[str, Any]) -> str:
     """Human-readable one-line summary of an architecture config."""
     name = config.get("name")
+    if name == "mobile_resnet":
+        return describe_mobile_resnet(config)
     channels = f"{config.get('in_channels', 3)}->{config.get('out_channels', 3)} channels"
     extras = [f"ngf {config.get('ngf', 64)}", channels, f"{config.get('norm', 'instance')} norm"]
     if config.get("dropout"):
@@ -241,6 +246,8 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
     keys = set(state_dict)
     if "model.model.0.weight" in keys:
         return _infer_unet(state_dict), SOURCE_JUNYANZ
+    if is_mobile_resnet_state(state_dict):  # GAN Compression: separable blocks, also keyed ``conv_block``
+        return infer_mobile_resnet_config(state_dict), SOURCE_GAN_COMPRESSION
     if any(".conv_block." in k for k in keys):
         return _infer_resnet(state_dict, "transpose", "conv_block"), SOURCE_JUNYANZ
     if any(".block." in k for k in keys):
