@@ -22,9 +22,9 @@ from cg_export.macs import count_cost, format_count, parse_count
 from cg_export.models import create_generator, load_generator, save_generator
 from cg_export.models.mobile_resnet import stage_widths
 from cg_export.tiling import stylize_array
-import training.compress as compress_module
 from training.compress import (
     LOSS_NAMES,
+    SEARCH_NGF,
     STATE_FILE,
     choose_student,
     compress,
@@ -108,19 +108,17 @@ def test_macs_scale_with_pixels_and_counts_parse():
 # ------------------------------------------------------------------------------------------------ budget
 
 
-def test_ratio_picks_the_largest_student_within_the_budget(monkeypatch):
-    monkeypatch.setattr(compress_module, "SEARCH_NGF", (4, 8, 12, 16, 20))
+def test_ratio_picks_the_widest_student_at_the_teachers_depth_within_the_budget():
     config = {"name": "resnet", **TEACHER}
     choice = choose_student(config, ratio=4, budget_size=64)
     assert choice.cost.macs <= choice.budget == choice.teacher_cost.macs // 4
-    assert choice.ratio >= 4
-    # Against every candidate of the (narrowed) grid: none lies between the chosen one and the budget.
-    for ngf in compress_module.SEARCH_NGF:
-        for n_blocks in compress_module.SEARCH_BLOCKS:
-            macs = count_cost({"name": "mobile_resnet", "ngf": ngf, "n_blocks": n_blocks}, 64).macs
-            assert not choice.cost.macs < macs <= choice.budget, (ngf, n_blocks)
-    wider_budget = choose_student(config, ratio=2, budget_size=64)
-    assert wider_budget.cost.macs > choice.cost.macs
+    assert choice.ratio >= 4 and choice.config["n_blocks"] == TEACHER["n_blocks"]
+    wider = SEARCH_NGF[SEARCH_NGF.index(choice.config["ngf"]) + 1]
+    assert count_cost({"name": "mobile_resnet", "ngf": wider, "n_blocks": 3}, 64).macs > choice.budget
+    assert choose_student(config, ratio=2, budget_size=64).cost.macs > choice.cost.macs
+    # When no width fits at the teacher's depth, the student gets shallower rather than failing.
+    tight = count_cost({"name": "mobile_resnet", "ngf": 4, "n_blocks": 2}, 64).macs
+    assert choose_student(config, macs=tight, budget_size=64).config == {**choice.config, "ngf": 4, "n_blocks": 2}
 
 
 def test_macs_and_fixed_dimensions():

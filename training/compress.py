@@ -65,8 +65,8 @@ RUN_SUFFIX = "_compress"
 DEFAULT_RATIO = 10.0
 #: The per-step losses, in the order :meth:`_Distiller.train_step` returns them.
 LOSS_NAMES = ("total", "recon", "distill", "gan", "D")
-#: Student widths and depths the budget search considers: ngf 4, 8, ... 128 and 1 to 9 residual blocks.
-SEARCH_NGF = tuple(range(4, 129, 4))
+#: Student widths and depths the budget search considers: ngf 4, 6, ... 32, then 36, 40, ... 128; 1 to 9 blocks.
+SEARCH_NGF = tuple(range(4, 32, 2)) + tuple(range(32, 129, 4))
 SEARCH_BLOCKS = tuple(range(1, 10))
 #: Options that may differ on --resume: where and how often, not what is computed.
 RESUMABLE_CHANGES = frozenset({"device", "save_every", "log_every"})
@@ -215,12 +215,15 @@ class StudentChoice:
 
 def choose_student(teacher_config: dict[str, Any], *, ratio: float | None = None, macs: int | None = None,
                    ngf: int | None = None, n_blocks: int | None = None, budget_size: int = 256) -> StudentChoice:
-    """Pick the mobile ResNet student with the most MACs that fits the budget (ties: the deeper one).
+    """Pick the widest mobile ResNet student at the teacher's depth that fits the MAC budget.
 
     The budget is ``macs``, else 1/``ratio`` of the teacher's MACs; with neither, 1/10, unless both ``ngf`` and
-    ``n_blocks`` are fixed (then the student only has to be smaller than the teacher). A fixed ``ngf`` or
-    ``n_blocks`` limits the search to students of that width or depth. MACs are counted by ptflops
-    (:func:`cg_export.macs.count_cost`) at ``budget_size`` x ``budget_size``.
+    ``n_blocks`` are fixed (then the student only has to be smaller than the teacher). The depth is ``n_blocks``,
+    else the teacher's residual block count (at most 9; 9 for a U-Net teacher), lowered one block at a time only
+    when no width fits; the width is ``ngf``, else the widest of :data:`SEARCH_NGF` that fits. Keeping the depth is
+    GAN Compression's choice (its students keep all 9 blocks and narrow the channels): the most MACs within a budget
+    would be a wide 2-block student, whose receptive field is much smaller than the teacher's. MACs are counted by
+    ptflops (:func:`cg_export.macs.count_cost`) at ``budget_size`` x ``budget_size``.
 
     Raises:
         TrainingError: no student fits, or the fixed student is not smaller than the teacher.
@@ -237,27 +240,26 @@ def choose_student(teacher_config: dict[str, Any], *, ratio: float | None = None
     channels = {"in_channels": int(teacher_config.get("in_channels", 3)),
                 "out_channels": int(teacher_config.get("out_channels", 3))}
     widths = (ngf,) if ngf is not None else SEARCH_NGF
-    depths = (n_blocks,) if n_blocks is not None else SEARCH_BLOCKS
+    teacher_depth = int(teacher_config.get("n_blocks", max(SEARCH_BLOCKS)))
+    depths = (n_blocks,) if n_blocks is not None else tuple(range(min(max(teacher_depth, 1), max(SEARCH_BLOCKS)), 0, -1))
 
     def candidate(width: int, depth: int) -> tuple[ModelCost, dict[str, Any]]:
         with torch.device("meta"):  # only its config is wanted: allocate no weights
             config = dict(create_generator(STUDENT_FAMILY, ngf=width, n_blocks=depth, **channels).config)
         return _cached_cost(json.dumps(config, sort_keys=True), budget_size), config
 
-    # MACs grow with width and with depth, so the widest student that fits shrinks as the depth grows: walk that
-    # staircase (a binary search at the first depth, then narrower one step at a time) instead of counting the whole grid.
-    candidates = [candidate(widths[0], depths[0])]
-    low, high = 0, len(widths) - 1
-    while low < high:  # the widest that fits at the first depth (index 0 when none does)
-        middle = (low + high + 1) // 2
-        if candidate(widths[middle], depths[0])[0].macs <= budget:
-            low = middle
-        else:
-            high = middle - 1
+    candidates = []
     for depth in depths:
-        while low > 0 and candidate(widths[low], depth)[0].macs > budget:
-            low -= 1
+        low, high = 0, len(widths) - 1
+        while low < high:  # MACs grow with the width: the widest that fits (index 0 when none does)
+            middle = (low + high + 1) // 2
+            if candidate(widths[middle], depth)[0].macs <= budget:
+                low = middle
+            else:
+                high = middle - 1
         candidates.append(candidate(widths[low], depth))
+        if candidates[-1][0].macs <= budget:
+            break
     fitting = [(cost, config) for cost, config in candidates if cost.macs <= budget]
     where = f"at {budget_size}x{budget_size}"
     if not fitting:
@@ -272,7 +274,7 @@ def choose_student(teacher_config: dict[str, Any], *, ratio: float | None = None
             f"{format_count(teacher_cost.macs)}): the smallest one considered, ngf {smallest['ngf']} with "
             f"{smallest['n_blocks']} blocks, needs {format_count(smallest_cost.macs)}; allow more MACs"
         )
-    cost, config = max(fitting, key=lambda item: (item[0].macs, item[1]["n_blocks"]))
+    cost, config = fitting[0]
     if cost.macs >= teacher_cost.macs:
         raise TrainingError(
             f"the student {describe_architecture(config)} has {format_count(cost.macs)} MACs {where}, not fewer "
