@@ -295,6 +295,8 @@ class BenchResult:
     psnr_db: float | None = None
     max_abs_err: float | None = None
     notes: list[str] = field(default_factory=list)
+    macs: int | None = None
+    params: int | None = None
 
     @property
     def available(self) -> bool:
@@ -331,6 +333,8 @@ class BenchResult:
             "max_abs_err": self.max_abs_err,
             "compute_ms": self.compute.to_json() if self.compute else None,
             "note": self.note,
+            "macs": self.macs,
+            "params": self.params,
         }
 
     @classmethod
@@ -352,6 +356,8 @@ class BenchResult:
             psnr_db=math.inf if psnr == "inf" else psnr,
             max_abs_err=data.get("max_abs_err"),
             notes=[data["note"]] if data.get("note") else [],
+            macs=data.get("macs"),
+            params=data.get("params"),
         )
 
 
@@ -708,6 +714,10 @@ def _benchmark_row(
     height, width, batch_size = case
     row = BenchResult(target.label, backend_label(runner), runner.precision, str(runner.device), height, width,
                       batch_size)
+    from cg_export.macs import cost_of_runner
+
+    cost = cost_of_runner(runner, height, width)  # ptflops, per image
+    row.macs, row.params = (cost.macs, cost.params) if cost else (None, None)
     try:
         output = runner(batch)
     except Exception as exc:  # a runtime's own error for this size (static shapes, out of memory): report, go on
@@ -807,7 +817,7 @@ def format_ms(value: float | None) -> str:
 
 
 TABLE_HEADER = ("model", "backend", "precision", "device", "size", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-                "compute p50 ms", "img/s", "peak MB", "PSNR dB", "max abs err", "note")
+                "compute p50 ms", "img/s", "peak MB", "PSNR dB", "max abs err", "GMACs", "params M", "note")
 
 
 def _table_rows(report: BenchReport) -> tuple[list[list[str]], list[str]]:
@@ -826,7 +836,8 @@ def _table_rows(report: BenchReport) -> tuple[list[list[str]], list[str]]:
             *(format_ms(getattr(lat, key) if lat else None) for key in ("p50", "p90", "p99", "mean")),
             format_ms(r.compute.p50 if r.compute else None),
             format_value(r.throughput_ips, 2), format_value(r.peak_mem_mb, 0), format_value(r.psnr_db, 1),
-            "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}", mark,
+            "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}",
+            "-" if r.macs is None else f"{r.macs / 1e9:.2f}", "-" if r.params is None else f"{r.params / 1e6:.3f}", mark,
         ])
     return rows, notes
 
@@ -835,7 +846,7 @@ def format_table(report: BenchReport) -> str:
     """The report as an aligned plain-text table with numbered notes, for the terminal."""
     rows, notes = _table_rows(report)
     widths = [max(len(str(cell)) for cell in column) for column in zip(TABLE_HEADER, *rows, strict=True)]
-    numeric = set(range(5, 15))
+    numeric = set(range(5, 17))
 
     def line(cells: Sequence[str]) -> str:
         pairs = enumerate(zip(cells, widths, strict=True))

@@ -112,3 +112,23 @@ def parse_count(text: str, option: str = "--macs") -> int:
     if value < 1:
         raise CgExportError(f"{option} {text!r}: expected a positive count such as 5G, 800M or 2.5e9")
     return int(value)
+
+
+def cost_of_architecture(architecture: dict[str, Any] | None, height: int, width: int) -> ModelCost | None:
+    """:func:`count_cost` of a recorded architecture (``runner.info.metadata.architecture``), ``None`` when the file
+    records none or ptflops cannot count it: for report columns, which show a dash rather than fail the run."""
+    if not architecture or not isinstance(architecture.get("name"), str):
+        return None
+    try:
+        return count_cost(architecture, height, width)
+    except (CgExportError, TypeError, ValueError):
+        return None
+
+
+def cost_of_runner(runner: Any, height: int, width: int) -> ModelCost | None:
+    """:func:`cost_of_architecture` of what an active runner's model file records (``None`` if it says nothing)."""
+    try:
+        architecture = runner.info.metadata.architecture
+    except CgExportError:  # a runner that does not describe its model
+        return None
+    return cost_of_architecture(architecture, height, width)
