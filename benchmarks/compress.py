@@ -141,7 +141,8 @@ def main() -> None:
     files = {}
     for label, checkpoint in (("teacher", teacher_path), ("student", student_path)):
         for precision in ("fp32", "int8"):
-            path = work / f"{checkpoint.stem}_{precision}.onnx"
+            # Named after the run folder too: every cg-train teacher is a G_AB.pt.
+            path = work / f"{checkpoint.parent.name}_{checkpoint.stem}_{precision}.onnx"
             if not path.exists():
                 export_onnx(checkpoint, path, int8=precision == "int8",
                             calib=work / "data" / "trainA" if precision == "int8" else None)
