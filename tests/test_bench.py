@@ -164,7 +164,7 @@ def test_json_has_exactly_the_documented_shape(report):
     assert {"cpu", "gpu", "versions"} <= set(data["environment"]) and "numpy" in data["environment"]["versions"]
     assert len(data["results"]) == 6 * 2  # six targets, one size, two batch sizes
     for row in data["results"]:
-        assert list(row) == [*bench.RESULT_KEYS, "compute_ms", "note"]
+        assert list(row) == [*bench.RESULT_KEYS, "compute_ms", "note", "macs", "params"]
         assert (row["height"], row["width"]) == SIZE and row["batch"] in (1, 2)
         if row["latency_ms"] is not None:
             assert list(row["latency_ms"]) == list(bench.LATENCY_KEYS)
@@ -172,6 +172,8 @@ def test_json_has_exactly_the_documented_shape(report):
             assert stats["min"] <= stats["p50"] <= stats["p90"] <= stats["p99"] <= stats["max"]
             assert row["throughput_ips"] == pytest.approx(row["batch"] * 1000 / stats["mean"], rel=1e-3)
             assert row["compute_ms"] is None  # host backends: end to end is compute
+            # Counted (ptflops) for every file that records its architecture; the test's offset runner records none.
+            assert (row["macs"] is None) == (row["params"] is None) == (row["backend"] == "offset")
         else:
             assert row["throughput_ips"] is row["psnr_db"] is row["max_abs_err"] is row["peak_mem_mb"] is None
             assert row["note"]

@@ -43,6 +43,8 @@ class BenchResult:
     psnr_db: float | None = None
     max_abs_err: float | None = None
     notes: list[str] = field(default_factory=list)
+    macs: int | None = None
+    params: int | None = None
 
     @property
     def available(self) -> bool:
@@ -79,6 +81,8 @@ class BenchResult:
             "max_abs_err": self.max_abs_err,
             "compute_ms": self.compute.to_json() if self.compute else None,
             "note": self.note,
+            "macs": self.macs,
+            "params": self.params,
         }
 
     @classmethod
@@ -100,6 +104,8 @@ class BenchResult:
             psnr_db=math.inf if psnr == "inf" else psnr,
             max_abs_err=data.get("max_abs_err"),
             notes=[data["note"]] if data.get("note") else [],
+            macs=data.get("macs"),
+            params=data.get("params"),
         )
 
 

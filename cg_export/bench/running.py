@@ -177,6 +177,8 @@ def _benchmark_row(
     height, width, batch_size = case
     row = BenchResult(target.label, backend_label(runner), runner.precision, str(runner.device), height, width,
                       batch_size)
+    cost = _model_cost(runner, height, width)
+    row.macs, row.params = (cost.macs, cost.params) if cost else (None, None)
     try:
         output = runner(batch)
     except Exception as exc:  # a runtime's own error for this size (static shapes, out of memory): report, go on
@@ -255,3 +257,17 @@ def _source_mismatch(target: BenchTarget, runner: Runner, references: ReferenceO
         return (f"exported from a different checkpoint than the reference {references.reference.path} "
                 "(SHA-256 differs), so parity compares two different generators")
     return None
+
+
+def _model_cost(runner: Runner, height: int, width: int) -> Any:
+    """MACs and parameters per image of what the runner's file records (ptflops on the rebuilt architecture).
+
+    Counting rebuilds the architecture in PyTorch, so on a device that runs ONNX or TensorRT files without torch the
+    columns stay empty instead of the benchmark failing.
+    """
+    try:
+        from cg_export.macs import cost_of_runner
+    except ImportError:
+        return None
+    return cost_of_runner(runner, height, width)
+

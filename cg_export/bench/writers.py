@@ -18,7 +18,7 @@ from cg_export.bench.report import BenchReport, BenchResult
 from cg_export.files import atomic_output
 
 TABLE_HEADER = ("model", "backend", "precision", "device", "size", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-                "compute p50 ms", "img/s", "peak MB", "PSNR dB", "max abs err", "note")
+                "compute p50 ms", "img/s", "peak MB", "PSNR dB", "max abs err", "GMACs", "params M", "note")
 NUMERIC_COLUMNS = range(TABLE_HEADER.index("batch"), TABLE_HEADER.index("note"))
 # rich's SIMPLE_HEAD drawn in ASCII: a dashed rule under the header and nothing else, so the table reads the same
 # in a log file, a CI console or a terminal without Unicode.
@@ -60,7 +60,8 @@ def table_cells(report: BenchReport) -> tuple[list[list[str]], list[str]]:
             *(format_ms(getattr(lat, key) if lat else None) for key in ("p50", "p90", "p99", "mean")),
             format_ms(r.compute.p50 if r.compute else None),
             format_value(r.throughput_ips, 2), format_value(r.peak_mem_mb, 0), format_value(r.psnr_db, 1),
-            "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}", mark,
+            "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}",
+            "-" if r.macs is None else f"{r.macs / 1e9:.2f}", "-" if r.params is None else f"{r.params / 1e6:.3f}", mark,
         ])
     return rows, notes
 

@@ -12,6 +12,8 @@ Accepted files (all read with ``torch.load(..., weights_only=True)``, so no pick
 * CUT / FastCUT ``latest_net_G.pth``: anti-aliased ResNet generators (blur-pool ``model.N.filt`` buffers);
 * U-GAT-IT ``<dataset>_params_latest.pt``: a dict of state dicts; ``genA2B`` (or ``genB2A``) is taken.
 
+* GAN Compression ``latest_net_G.pth``: bare state dicts of its mobile / sub-mobile ResNet generators.
+
 Norms (batch with running statistics, instance, none), dropout and channel counts are read from the weights.
 """
 
@@ -29,6 +31,7 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.models.mobile_resnet import describe_mobile_resnet, infer_mobile_resnet_config, is_mobile_resnet_state
 from cg_export.models.registry import create_generator
 
 FORMAT = "cg-export.generator"
@@ -40,6 +43,7 @@ SOURCE_PYTORCH_GAN = "PyTorch-GAN"
 SOURCE_CUT = "contrastive-unpaired-translation (CUT/FastCUT)"
 SOURCE_UGATIT = "U-GAT-IT"
 DIRECTIONS = ("A2B", "B2A")
+SOURCE_GAN_COMPRESSION = "gan-compression"
 
 _NOT_A_CHECKPOINT = "not a PyTorch checkpoint (torch.load cannot read it); pass a .pt/.pth generator file"
 _RUNNING_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -77,6 +81,8 @@ class LoadedGenerator:
 def describe_architecture(config: dict[str, Any]) -> str:
     """Human-readable one-line summary of an architecture config."""
     name = config.get("name")
+    if name == "mobile_resnet":
+        return describe_mobile_resnet(config)
     channels = f"{config.get('in_channels', 3)}->{config.get('out_channels', 3)} channels"
     extras = [f"ngf {config.get('ngf', 64)}", channels, f"{config.get('norm', 'instance')} norm"]
     if config.get("dropout"):
@@ -300,6 +306,8 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
         return infer_ugatit_config(state_dict), SOURCE_UGATIT
     if "model.model.0.weight" in keys:
         return _infer_unet(state_dict), SOURCE_JUNYANZ
+    if is_mobile_resnet_state(state_dict):  # GAN Compression: separable blocks, also keyed ``conv_block``
+        return infer_mobile_resnet_config(state_dict), SOURCE_GAN_COMPRESSION
     _refuse_known_non_generators(state_dict, path)
     if any(".conv_block." in k for k in keys):
         if any(_FILTER_KEY.fullmatch(k) for k in keys):
@@ -324,11 +332,6 @@ def infer_config(state_dict: dict[str, torch.Tensor], path: Path | str = "checkp
 def _refuse_known_non_generators(state_dict: dict[str, torch.Tensor], path: Path | str) -> None:
     """Name the files of the wild that look like generators to a key scan but are something else."""
     keys = set(state_dict)
-    if any(re.fullmatch(r"model\.\d+\.conv_block\.\d+\.conv\.\d+\.weight", k) for k in keys):
-        raise CheckpointError(
-            f"{path}: a GAN Compression (mit-han-lab/gan-compression) mobile ResNet generator (separable "
-            "convolutions in its residual blocks); that family is not supported by cg-export"
-        )
     if any(re.fullmatch(r"mlp_\d+\.\d+\.weight", k) for k in keys):
         raise CheckpointError(
             f"{path}: CUT/FastCUT's PatchSampleF feature MLP (latest_net_F.pth), not a generator; "
