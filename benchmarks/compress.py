@@ -28,13 +28,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe_machine  # noqa: E402
 
+from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset  # noqa: E402
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
-from cg_export.export.onnx import export_onnx  # noqa: E402
+from cg_export.export.onnx import OnnxExportOptions, export_onnx  # noqa: E402
 from cg_export.images import fit_to_size, sample_photographs, to_model_input, to_uint8  # noqa: E402
 from cg_export.macs import count_cost  # noqa: E402
 from cg_export.models import load_generator  # noqa: E402
 from training.compress import compress  # noqa: E402
-from training.demo_data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset  # noqa: E402
 from training.trainer import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compress.json"
@@ -147,8 +147,8 @@ def main() -> None:
             # Named after the run folder too: every cg-train teacher is a G_AB.pt.
             path = work / f"{checkpoint.parent.name}_{checkpoint.stem}_{precision}.onnx"
             if not path.exists():
-                export_onnx(checkpoint, path, int8=precision == "int8",
-                            calib=work / "data" / "trainA" if precision == "int8" else None)
+                export_onnx(checkpoint, path, OnnxExportOptions(
+                    int8=precision == "int8", calib=work / "data" / "trainA" if precision == "int8" else None))
             files[f"{label} {precision}"] = path
 
     inputs = {size: to_model_input([held_out(size)[0][1]]) for size in SIZES}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.errors import CheckpointError
-from cg_export.export.onnx import export_onnx
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.images import fit_to_size, sample_photographs
 from cg_export.macs import count_cost, format_count, parse_count
 from cg_export.models import create_generator, load_generator, save_generator
@@ -200,7 +200,7 @@ def test_student_exports_quantizes_and_tiles_like_any_generator(tmp_path, photos
     assert load_generator(student).config == create_generator("mobile_resnet", ngf=8, n_blocks=3).config
     fp32 = export_onnx(student, tmp_path / "student.onnx")
     assert fp32.parity.psnr_db >= 50
-    int8 = export_onnx(student, tmp_path / "student_int8.onnx", int8=True, calib=photos)
+    int8 = export_onnx(student, tmp_path / "student_int8.onnx", OnnxExportOptions(int8=True, calib=photos))
     assert int8.precision == "int8" and int8.parity.psnr_db >= 30
     image = fit_to_size(dict(sample_photographs())["rocket"], 192, 192)
     with OnnxRuntimeRunner(fp32.path) as runner:
