@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cg_export.backends import Runner, backend_for, is_checkpoint, runner_for
-from cg_export.backends.registry import read_artifact_metadata
+from cg_export.backends.registry import model_file, read_artifact_metadata
 from cg_export.errors import CgExportError, MissingDependencyError, ParityError
 from cg_export.files import atomic_output, sha256_of
 from cg_export.images import fit_to_size, sample_photographs, to_model_input
@@ -467,8 +467,9 @@ def targets_from_files(
     half: bool | None = None,
     channels_last: bool | None = None,
     provider: str | None = None,
+    backend: str | None = None,
 ) -> list[BenchTarget]:
-    """One target per model file; the backend comes from the extension.
+    """One target per model file; the backend comes from the extension, or is the one named.
 
     Args:
         paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT).
@@ -477,6 +478,7 @@ def targets_from_files(
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
             default: the fastest installed.
+        backend: Run every file with this backend (``openvino`` runs ``.onnx`` files too); ``None``: by extension.
 
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
@@ -485,10 +487,11 @@ def targets_from_files(
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for path in map(Path, paths):
-        backend_for(path)  # an unknown kind of file is refused before anything runs
-        if not path.is_file():
+        backend_for(path, backend)  # an unknown kind of file is refused before anything runs
+        if not path.exists():
             raise CgExportError(f"{path}: no such file")
-        targets.append(BenchTarget(str(path), lambda p=path: runner_for(p, **options), path))
+        path = model_file(path)  # an OpenVINO IR folder is its .xml
+        targets.append(BenchTarget(str(path), lambda p=path: runner_for(p, backend, **options), path))
     return targets
 
 

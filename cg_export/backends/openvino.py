@@ -248,7 +248,7 @@ class OpenVinoRunner(Runner):
             raise BackendError(f"inference precision {inference_precision!r}: choose one of "
                                f"{', '.join(INFERENCE_PRECISIONS)}")
         self.inference_precision = inference_precision
-        self.device = self.requested_device
+        self.device = _device_label([self.requested_device])
         self.execution: ExecutionReport | None = None
         self._core: Any = None
         self._model: Any = None
@@ -276,7 +276,7 @@ class OpenVinoRunner(Runner):
         self._compiled = self._compile(self._model)
         self._request = self._compiled.create_infer_request()
         self.execution = execution_report(self._compiled)
-        self.device = "+".join(self.execution.devices)
+        self.device = _device_label(self.execution.devices)
         self.precision = metadata.precision
         self._info = ModelInfo("openvino", self.model_path, metadata, *_static_dims(self._model, metadata.uint8_io))
 
@@ -361,6 +361,11 @@ class OpenVinoRunner(Runner):
         if self.info.uint8_io:
             return np.ascontiguousarray(output.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
         return output.copy()
+
+
+def _device_label(devices: list[str]) -> str:
+    # "cpu" like every other host backend (bench measures host memory for it); OpenVINO's names for the others.
+    return "cpu" if all(d.split(".")[0] == "CPU" for d in devices) else "+".join(devices)
 
 
 def _first_line(exc: BaseException) -> str:

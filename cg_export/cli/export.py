@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import echo, new_app, parse_size, reports_errors
+from cg_export.cli.openvino import register as register_openvino_commands
 from cg_export.cli.trt import register as register_trt_commands
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
@@ -95,6 +96,7 @@ def list_command() -> None:
 
 
 register_trt_commands(app)
+register_openvino_commands(app)
 
 
 def main() -> None:

@@ -1,0 +1,54 @@
+"""``cg-export openvino``: a verified OpenVINO IR from a checkpoint or an ``.onnx`` model.
+
+Thin: options go one-to-one to :func:`cg_export.export.openvino.export_openvino`; unset options stay ``None`` so the
+library owns every default. ``register(app)`` adds the command to the ``cg-export`` app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cg_export.cli.common import echo, reports_errors
+
+
+@reports_errors
+def openvino_command(
+    source: Path = typer.Argument(..., help="A generator checkpoint, or an .onnx model cg-export wrote "
+                                  "(fp32, fp16, int8 QDQ, uint8 I/O)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="The .xml, or a folder for <name>.xml and "
+                                       "<name>.bin (default: <source>[_fp16]_openvino/ beside the source)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Compress float weights to fp16 (GPU/NPU compute in fp16)."),
+    uint8_io: bool = typer.Option(False, "--uint8-io", help="Checkpoint source: take and return uint8 NHWC RGB."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare with the reference on photographs."),
+    min_psnr: float | None = typer.Option(None, help="Lowest accepted PSNR in dB (default 50 fp32, 40 fp16, 30 int8)."),
+    arch: str | None = typer.Option(None, help="Force the architecture of a checkpoint source."),
+) -> None:
+    """Convert to OpenVINO IR (.xml + .bin), verify it against PyTorch or ONNX Runtime, and write it."""
+    from cg_export.export.openvino import export_openvino
+    from cg_export.parity import DEFAULT_MIN_PSNR, format_psnr
+
+    result = export_openvino(source, output, fp16=fp16, uint8_io=uint8_io, arch=arch,
+                             verify=verify, min_psnr_db=min_psnr)
+    echo("converted", f"{source} -> {result.precision} IR with OpenVINO {result.openvino_version} "
+                      f"in {result.export_seconds:.1f} s")
+    if result.execution is not None:
+        echo("kernels", result.execution.summary())
+    for note in result.notes:
+        echo("note", note)
+    if result.parity is None:
+        echo("verify", "skipped (--no-verify)")
+    else:
+        for case in result.parity.cases:
+            echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
+        threshold = DEFAULT_MIN_PSNR[result.precision] if min_psnr is None else min_psnr
+        echo("verified", f"{result.precision} vs {result.reference}: {result.parity.summary()}; "
+                         f"threshold {threshold:g} dB")
+    size_mb = (result.path.stat().st_size + result.weights_path.stat().st_size) / 1e6
+    echo("wrote", f"{result.path} and {result.weights_path.name} ({size_mb:.1f} MB)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``openvino`` to the ``cg-export`` app."""
+    app.command("openvino")(openvino_command)
