@@ -91,6 +91,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, default=RESULTS / "openvino_int8_study.json")
+    parser.add_argument("--onnx", type=Path, nargs=2, metavar=("FP32", "INT8"),
+                        help="study these two exports of --checkpoint (the int8 one our QDQ file) instead of "
+                             "exporting fp32 and the default variant")
+    parser.add_argument("--variants", help="comma-separated variants to calibrate (default: all, or none with --onnx)")
     args = parser.parse_args()
     started, load_before = time.perf_counter(), os.getloadavg()
     torch.manual_seed(0)
@@ -105,11 +109,17 @@ def main() -> None:
             checkpoint = save_generator(model, tmp / "g.pt", meta={"untrained": True, "seed": 0})
         generator = load_generator(checkpoint)
         macs = conv_macs(generator.model, *size)
-        fp32 = export_onnx(generator, tmp / "g.onnx", verify=False).path
-        calib_folder = make_demo_dataset(tmp / "demo", size=256, train_per_domain=16, test_per_domain=0) / "trainA"
-        calibration = list(calibration_batches(calib_folder, size=256))
         files = {}
-        for name, recipe in VARIANTS.items():
+        chosen = args.variants.split(",") if args.variants else ([] if args.onnx else list(VARIANTS))
+        if args.onnx:
+            fp32, files["default"] = args.onnx
+            chosen = [name for name in chosen if name != "default"]
+        else:
+            fp32 = export_onnx(generator, tmp / "g.onnx", verify=False).path
+        if chosen:
+            calib_folder = make_demo_dataset(tmp / "demo", size=256, train_per_domain=16, test_per_domain=0) / "trainA"
+            calibration = list(calibration_batches(calib_folder, size=256))
+        for name, recipe in {name: VARIANTS[name] for name in chosen}.items():
             graph = to_onnx_graph(generator.model)
             quantized = quantize_int8(graph, calibration, recipe)
             add_metadata(quantized, generator, "int8")
@@ -142,7 +152,7 @@ def main() -> None:
         batch = held_out[0]
         samples: dict[str, list[float]] = {label: [] for label in runners}
         order = list(runners)
-        for label in order:
+        for label in order[:len(order) if args.rounds else 0]:  # warm-up before timed rounds
             runners[label](batch)
         for round_index in range(args.rounds):
             shift = round_index % len(order)
@@ -154,13 +164,17 @@ def main() -> None:
         for runner in runners.values():
             runner.deactivate()
     base = np.asarray(samples["ONNX Runtime fp32"])
-    rows = {label: {"p50_ms": float(np.median(v)), "speedup_vs_ort_fp32": float(np.median(base / np.asarray(v))),
+    crops = "16 demo-dataset domain-A crops, 256x256"
+    calibration_note = (f"default: {args.onnx[1].name} as given" + (f"; the other variants: {crops}" if chosen else "")
+                        if args.onnx else crops)
+    rows = {label: {"p50_ms": float(np.median(v)) if v else None,
+                    "speedup_vs_ort_fp32": float(np.median(base / np.asarray(v))) if v else None,
                     "worst_psnr_db": quality[label]} for label, v in samples.items()}
     record = {
         "machine": describe_machine(), "size": list(size), "rounds": args.rounds, "threads": args.threads,
         "generator": (f"{checkpoint.name} (sha256 {sha256_of(checkpoint)[:12]})" if args.checkpoint
                       else f"resnet_9blocks ngf {args.ngf}, N(0, 0.02) init, seed 0"),
-        "held_out_photographs": list(HELD_OUT), "calibration": "16 demo-dataset domain-A crops, 256x256",
+        "held_out_photographs": list(HELD_OUT), "calibration": calibration_note,
         "conv_macs": macs, "rows": rows, "kernels": kernels,
         "profile_ms_per_inference": {label: [dict(r, milliseconds=r["milliseconds"] / args.profile_runs)
                                              for r in rows_] for label, rows_ in profiles.items()},
@@ -170,8 +184,8 @@ def main() -> None:
     with atomic_output(args.out) as out:
         out.write_text(json.dumps(record, indent=2) + "\n")
     for label, row in rows.items():
-        print(f"{label:45s} p50 {row['p50_ms']:7.0f} ms  {row['speedup_vs_ort_fp32']:.2f}x  "
-              f"{row['worst_psnr_db']:.1f} dB")
+        timing = f"p50 {row['p50_ms']:7.0f} ms  {row['speedup_vs_ort_fp32']:.2f}x  " if row["p50_ms"] else ""
+        print(f"{label:45s} {timing}{row['worst_psnr_db']:.1f} dB")
     for label, rows_ in record["profile_ms_per_inference"].items():
         print(f"\n{label}:")
         for r in rows_[:8]:
