@@ -147,6 +147,16 @@ def test_ir_round_trip_keeps_metadata_and_matches_pytorch(ir, checkpoints, photo
 
 
 @needs_openvino
+def test_unknown_device_and_precision_are_one_line_errors(ir):
+    from cg_export.backends.openvino import OpenVinoRunner
+
+    with pytest.raises(BackendError, match=r"OpenVINO device 'NPU7' is not available here \(available: .*CPU"):
+        OpenVinoRunner(ir, device="npu7").activate()
+    with pytest.raises(BackendError, match="inference precision 'f64': choose one of f32, bf16, f16"):
+        OpenVinoRunner(ir, inference_precision="f64")
+
+
+@needs_openvino
 def test_fp16_weights_halve_the_file_and_pass_the_fp16_floor(onnx_fp32, ir, tmp_path):
     result = _export_ir(onnx_fp32, tmp_path / "g16.xml", fp16=True)
     assert result.precision == "fp16" and result.reference == "ONNX Runtime"
