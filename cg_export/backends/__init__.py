@@ -11,7 +11,9 @@ from cg_export.backends.registry import (
     backend_for,
     deployment_artifact,
     is_checkpoint,
+    model_file,
     runner_for,
 )
 
-__all__ = ["BACKENDS", "MODEL_SUFFIXES", "ModelInfo", "Runner", "backend_for", "deployment_artifact", "is_checkpoint", "runner_for"]
+__all__ = ["BACKENDS", "MODEL_SUFFIXES", "ModelInfo", "Runner", "backend_for", "deployment_artifact", "is_checkpoint",
+           "model_file", "runner_for"]

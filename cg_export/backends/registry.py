@@ -18,6 +18,7 @@ from cg_export.metadata import ArtifactMetadata
 from cg_export.tensorrt.versions import TENSORRT_HINT
 
 ONNXRUNTIME_HINT = 'pip install "cg-export[cpu]" (onnxruntime) or "cg-export[gpu]" (onnxruntime-gpu), not both'
+OPENVINO_HINT = 'pip install "cg-export[openvino]"'
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Backend:
         install_hint: How to install the runtime.
         metadata_reader: ``"module:function"`` reading a file's :class:`~cg_export.metadata.ArtifactMetadata`
             cheaply, without the runtime (``None``: the backend's files are sources, not exports).
+        also_opens: Suffixes it opens only when asked by name (``--backend openvino`` on an ``.onnx``).
+        folder_suffix: A folder holding exactly one file with this suffix is opened as that file (an OpenVINO IR
+            folder holds its ``.xml`` and ``.bin``); ``None``: the backend's models are single files.
     """
 
     name: str
@@ -46,6 +50,8 @@ class Backend:
     requires: str
     install_hint: str
     metadata_reader: str | None = None
+    also_opens: tuple[str, ...] = ()
+    folder_suffix: str | None = None
 
 
 BACKENDS: tuple[Backend, ...] = (
@@ -57,6 +63,9 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("tensorrt", "TensorRT", (".engine", ".plan"), "cg_export.backends.tensorrt", "TensorRTRunner",
             frozenset({"device_index"}), "tensorrt", TENSORRT_HINT,
             "cg_export.tensorrt.sidecar:read_engine_metadata"),
+    Backend("openvino", "OpenVINO", (".xml",), "cg_export.backends.openvino", "OpenVinoRunner",
+            frozenset({"device", "threads", "inference_precision"}), "openvino", OPENVINO_HINT,
+            "cg_export.backends.openvino:read_ir_metadata", also_opens=(".onnx",), folder_suffix=".xml"),
 )
 
 MODEL_SUFFIXES: tuple[str, ...] = tuple(s for backend in BACKENDS for s in backend.suffixes)
@@ -101,20 +110,41 @@ def deployment_artifact(path: str | Path) -> Path:
     return chosen
 
 
+def model_file(path: str | Path) -> Path:
+    """The model file ``path`` stands for: itself; a deployment folder's chosen artifact
+    (:func:`deployment_artifact`); or, for a folder holding one model of a folder-shaped backend (an OpenVINO IR),
+    that file.
+
+    Raises:
+        BackendError: a deployment manifest is broken, or the folder holds no such model, or several.
+    """
+    path = deployment_artifact(path)
+    if not path.is_dir():
+        return path
+    kinds = [row.folder_suffix for row in BACKENDS if row.folder_suffix]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in kinds)
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        raise BackendError(f"{path}: a model folder must hold exactly one {' or '.join(kinds)} model; it holds {what}"
+                           + (f" ({', '.join(p.name for p in found)}): name the file" if found else ""))
+    return found[0]
+
+
 def backend_for(path: str | Path, backend: str | None = None) -> Backend:
-    """The backend that opens ``path``: the one named, or the default for its suffix.
+    """The backend that opens ``path`` (a file, or a folder :func:`model_file` resolves): the one named, or the
+    default for its suffix.
 
     A deployment folder stands for its chosen artifact (:func:`deployment_artifact`).
 
     Raises:
         BackendError: the suffix belongs to no backend, or the named backend does not open such files.
     """
-    path = deployment_artifact(path)
-    suffix = Path(path).suffix.lower()
+    suffix = model_file(path).suffix.lower()
     if backend is not None:
         row = backend_named(backend)
-        if suffix not in row.suffixes:
-            raise BackendError(f"{path}: the {row.name} backend opens {', '.join(row.suffixes)} files, not {suffix!r}")
+        if suffix not in row.suffixes + row.also_opens:
+            opens = ", ".join(row.suffixes + row.also_opens)
+            raise BackendError(f"{path}: the {row.name} backend opens {opens} files, not {suffix!r}")
         return row
     for row in BACKENDS:
         if suffix in row.suffixes:
@@ -136,7 +166,7 @@ def read_artifact_metadata(path: str | Path) -> ArtifactMetadata | None:
     Raises:
         BackendError: no backend opens the file, or its metadata is unreadable or broken.
     """
-    path = deployment_artifact(path)
+    path = model_file(path)
     row = backend_for(path)
     if row.metadata_reader is None:
         return None
@@ -148,7 +178,7 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
     """An inactive runner for a model file, from the backend table.
 
     Args:
-        path: The model file, or a deployment folder (its chosen artifact).
+        path: The model file, a deployment folder (its chosen artifact) or a folder holding one OpenVINO IR.
         backend: A backend name to use instead of the suffix's default.
         **options: Runner options; the ones the chosen backend does not take, and ``None`` values, are dropped, so
             a caller can pass one set of options for files of every kind.
@@ -157,7 +187,7 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
         BackendError: no backend opens the file.
         MissingDependencyError: the runtime the backend needs is not installed.
     """
-    path = deployment_artifact(path)
+    path = model_file(path)
     row = backend_for(path, backend)
     try:
         module = importlib.import_module(row.module)
@@ -174,5 +204,4 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
 
 
 __all__ = ["BACKENDS", "DEPLOY_MANIFEST", "MODEL_SUFFIXES", "Backend", "backend_for", "backend_named",
-           "deployment_artifact", "is_checkpoint",
-           "read_artifact_metadata", "runner_for"]
+           "deployment_artifact", "is_checkpoint", "model_file", "read_artifact_metadata", "runner_for"]

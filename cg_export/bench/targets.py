@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg_export.backends import Runner, backend_for, deployment_artifact, is_checkpoint, runner_for
+from cg_export.backends import Runner, backend_for, is_checkpoint, model_file, runner_for
 from cg_export.backends.registry import backend_named, read_artifact_metadata
 from cg_export.errors import CgExportError
 from cg_export.files import sha256_of
@@ -48,6 +48,7 @@ def targets_from_files(
     half: bool | None = None,
     channels_last: bool | None = None,
     provider: str | None = None,
+    backend: str | None = None,
 ) -> list[BenchTarget]:
     """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
@@ -59,6 +60,8 @@ def targets_from_files(
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
             default: the fastest installed.
+        backend: Run every file with this backend (``openvino`` runs ``.onnx`` files too); ``None``: the table's
+            default for each file.
 
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
@@ -67,11 +70,11 @@ def targets_from_files(
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for given in map(Path, paths):
-        path = deployment_artifact(given)
-        backend_for(path)  # an unknown kind of file is refused before anything runs
-        if not path.is_file():
-            raise CgExportError(f"{path}: no such file")
-        targets.append(BenchTarget(str(given), lambda p=path: runner_for(p, **options), path))
+        if not given.exists():
+            raise CgExportError(f"{given}: no such file")
+        path = model_file(given)  # a deployment folder's chosen artifact, an OpenVINO IR folder's .xml
+        backend_for(path, backend)  # an unknown kind of file is refused before anything runs
+        targets.append(BenchTarget(str(given), lambda p=path: runner_for(p, backend, **options), path))
     return targets
 
 
@@ -110,7 +113,7 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
         if not reference.is_file():
             raise CgExportError(f"--reference {reference}: no such file")
         return Reference(reference, "given with --reference")
-    paths = [deployment_artifact(m) for m in models]
+    paths = [model_file(m) for m in models]
     for path in paths:
         if is_checkpoint(path):
             return Reference(path, "the PyTorch checkpoint among the models")

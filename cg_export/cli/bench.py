@@ -40,6 +40,8 @@ def bench(
     channels_last: bool = typer.Option(False, "--channels-last", help="Run .pt models in channels-last layout."),
     provider: str | None = typer.Option(None, help="ONNX Runtime execution provider: cpu, cuda, tensorrt or a full "
                                         "name such as CUDAExecutionProvider (default: the fastest installed)."),
+    backend: str | None = typer.Option(None, help="Run every model with this backend, e.g. openvino (it runs .onnx "
+                                       "files too; default: by extension)."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
     markdown: Path | None = typer.Option(None, help="Write the report as a Markdown table."),
     plot: Path | None = typer.Option(None, help="Plot latency by size and backend (.png, .svg, .pdf; "
@@ -63,7 +65,8 @@ def bench(
     if plot is not None:
         lib.import_pyplot()
     targets = lib.targets_from_files(models, device=device, half=half or None,
-                                     channels_last=channels_last or None, provider=provider)
+                                     channels_last=channels_last or None, provider=provider,
+                                     backend=backend)
     found = lib.find_reference(models, reference)
     echo("reference", found.describe())
 

@@ -8,6 +8,7 @@ import typer
 
 from cg_export.cli.common import given, new_app, parse_size, reports_errors
 from cg_export.cli.deploy import register as register_deploy_command
+from cg_export.cli.openvino import register as register_openvino_commands
 from cg_export.cli.options import (
     arch_option,
     calib_method_option,
@@ -104,6 +105,7 @@ def list_command() -> None:
 
 register_trt_commands(app)
 register_deploy_command(app)
+register_openvino_commands(app)
 
 
 def main() -> None:
