@@ -48,6 +48,7 @@ def targets_from_files(
     half: bool | None = None,
     channels_last: bool | None = None,
     provider: str | None = None,
+    threads: int | None = None,
 ) -> list[BenchTarget]:
     """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
@@ -58,11 +59,14 @@ def targets_from_files(
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
             default: the fastest installed.
+        threads: CPU threads each model runs with; default :func:`cg_export.threads.default_threads`.
 
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
     """
-    options = {"device": device, "half": half, "channels_last": channels_last,
+    if threads is not None and threads < 1:
+        raise CgExportError(f"--threads {threads}: must be 1 or more")
+    options = {"device": device, "half": half, "channels_last": channels_last, "threads": threads,
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for path in map(Path, paths):
