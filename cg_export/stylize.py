@@ -42,7 +42,8 @@ class StylizeOptions:
 
     Attributes:
         tile: Tile side; ``None`` picks one from the available memory (or the engine's profile), 0 = whole image.
-        overlap: Context around each tile, blended with the neighbours.
+        overlap: Context around each tile, blended with the neighbours; ``None``: ``DEFAULT_OVERLAP`` rounded up to
+            the model's size multiple.
         stats_size: Longer side of the thumbnail the whole-image InstanceNorm statistics come from.
         batch: Tiles per inference call.
         max_pixels: Refuse images with more pixels than this (default
@@ -53,7 +54,7 @@ class StylizeOptions:
     """
 
     tile: int | None = None
-    overlap: int = DEFAULT_OVERLAP
+    overlap: int | None = None
     stats_size: int = DEFAULT_STATS_SIZE
     batch: int = 1
     max_pixels: int | None = None
@@ -69,7 +70,7 @@ class StylizeOptions:
         """
         if self.tile is not None and self.tile < 0:
             raise CgExportError(f"--tile {self.tile}: must be 0 (whole image) or a positive number of pixels")
-        if self.overlap < 0:
+        if self.overlap is not None and self.overlap < 0:
             raise CgExportError(f"--overlap {self.overlap}: must be 0 or more pixels")
         if self.stats_size < 1:
             raise CgExportError(f"--stats-size {self.stats_size}: must be a positive number of pixels")
@@ -213,6 +214,8 @@ class Stylizer:
         self.static_size = info.static_size
         self.options = options or StylizeOptions()
         self.options.check(self.multiple)
+        overlap = self.options.overlap
+        self.overlap = round_up(DEFAULT_OVERLAP, self.multiple) if overlap is None else overlap
         tile = self.options.tile
         if self.static_size is not None:
             self.tile = 0  # windows of exactly the static size, whatever was asked
@@ -229,11 +232,11 @@ class Stylizer:
 
     def plan(self, height: int, width: int) -> str:
         """How an image of this size will run: ``whole image`` or ``N tiles of T px``."""
-        return describe_plan(height, width, self.multiple, self.tile, self.options.overlap, self.static_size)
+        return describe_plan(height, width, self.multiple, self.tile, self.overlap, self.static_size)
 
     def image(self, rgb: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
         """Stylize one uint8 RGB image (tiled when larger than the tile)."""
-        return stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.options.overlap,
+        return stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.overlap,
                              stats=stats, stats_size=self.options.stats_size, batch=self.options.batch,
                              static_size=self.static_size)
 

@@ -5,7 +5,7 @@ cgroup CPU quota (Docker ``--cpus``, Kubernetes CPU limits) leaves to this proce
 per machine core on a machine where the process may use two ran the demo's small generator 9-45x slower than one
 thread did. Every command that runs a model takes its default from :func:`default_threads`.
 
-A leaf module (standard library only), so every layer can use it.
+A leaf module (the standard library and :mod:`cg_export.errors` only), so every layer can use it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+
+from cg_export.errors import CgExportError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -29,6 +31,17 @@ def default_threads() -> int:
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))
     return max(1, cores)
+
+
+def check_threads(threads: int | None, option: str = "--threads") -> int | None:
+    """``threads`` itself when it is ``None`` (the default) or 1 or more.
+
+    Raises:
+        CgExportError: 0 or negative.
+    """
+    if threads is not None and threads < 1:
+        raise CgExportError(f"{option} {threads}: must be 1 or more")
+    return threads
 
 
 def available_cores() -> int:
@@ -98,4 +111,4 @@ def _read_quota(folder: Path, kind: str) -> float | None:
     return cores if cores > 0 else None
 
 
-__all__ = ["available_cores", "cgroup_cpu_limit", "default_threads"]
+__all__ = ["available_cores", "cgroup_cpu_limit", "check_threads", "default_threads"]

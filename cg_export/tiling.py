@@ -41,13 +41,14 @@ class Window:
         return (self.bottom - self.top, self.right - self.left)
 
 
-def min_side(multiple: int) -> int:
-    """The smallest height or width a generator is run at: twice its size multiple.
+# A ResNet generator (size multiple 4) reflection-pads by 1 at a quarter of the input's resolution, which needs
+# at least 2 pixels there: 8 at the input. U-Nets (multiple 2**depth) run at their multiple.
+SMALLEST_RESNET_SIDE = 8
 
-    A ResNet generator's reflection padding at its coarsest resolution (size / multiple) needs at least 2 pixels
-    there; smaller images are padded up to this and cropped back.
-    """
-    return 2 * multiple
+
+def min_side(multiple: int) -> int:
+    """The smallest height or width a generator is run at; smaller images are padded up to it and cropped back."""
+    return max(SMALLEST_RESNET_SIDE, multiple)
 
 
 def pad_to_size(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -523,3 +523,17 @@ def test_sigterm_and_sigint_remove_the_partial_output(models, tmp_path, signal_n
     assert "no output was left half-written" in stderr and "Traceback" not in stderr
     assert not list(tmp_path.glob(".*.part"))
     assert target.read_bytes() == b"an earlier result"
+
+
+def test_a_unet_tiles_with_the_default_overlap_and_pads_small_images(checkpoints, photos, tmp_path):
+    """A U-Net's size multiple is 128: the default overlap follows it instead of refusing the default."""
+    unet = checkpoints["unet128_net_G.pth"]
+    big = tmp_path / "big.png"
+    Image.fromarray(fit_to_size(dict(sample_photographs())["coffee"], 140, 150)).save(big)
+    result = stylize(unet, big, "-o", tmp_path / "o.png", "--tile", "128")
+    assert result.exit_code == 0, result.stderr
+    assert "tiles of 128 px" in result.stdout and Image.open(tmp_path / "o.png").size == (150, 140)
+    one_line_error(stylize(unet, big, "-o", tmp_path / "o.png", "--tile", "128", "--overlap", "32"),
+                   "--overlap 32: must be a multiple of 128")
+    assert stylize(unet, photos["tiny"], "-o", tmp_path / "t.png").exit_code == 0
+    assert Image.open(tmp_path / "t.png").size == (1, 1)

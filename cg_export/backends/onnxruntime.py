@@ -18,7 +18,7 @@ from cg_export.backends.registry import ONNXRUNTIME_HINT
 from cg_export.errors import BackendError
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
 from cg_export.optional import import_optional
-from cg_export.threads import default_threads
+from cg_export.threads import check_threads, default_threads
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -83,8 +83,7 @@ class OnnxRuntimeRunner(Runner):
 
     def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None):
         super().__init__()
-        if threads is not None and threads < 1:
-            raise BackendError(f"threads {threads}: must be 1 or more")
+        check_threads(threads, "threads")
         self.model_path = Path(model_path)
         self.requested_providers = providers
         self.threads = threads

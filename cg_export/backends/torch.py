@@ -12,7 +12,7 @@ from torch import nn
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError
 from cg_export.metadata import ArtifactMetadata
-from cg_export.threads import default_threads
+from cg_export.threads import check_threads, default_threads
 
 
 class TorchRunner(Runner):
@@ -34,8 +34,7 @@ class TorchRunner(Runner):
     def __init__(self, model: nn.Module, device: str = "cpu", half: bool = False, channels_last: bool = False,
                  source: ArtifactMetadata | None = None, path: Path | None = None, threads: int | None = None):
         super().__init__()
-        if threads is not None and threads < 1:
-            raise BackendError(f"threads {threads}: must be 1 or more")
+        check_threads(threads, "threads")
         self.threads = threads
         self.model = model
         self.path = path

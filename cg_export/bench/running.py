@@ -23,6 +23,7 @@ from cg_export.errors import CgExportError, ParityError
 from cg_export.files import sha256_of
 from cg_export.images import fit_to_size, sample_photographs, to_model_input
 from cg_export.sizes import round_up
+from cg_export.threads import check_threads
 
 DEFAULT_SIZES = ((256, 256),)
 DEFAULT_BATCHES = (1,)
@@ -138,8 +139,7 @@ def run_benchmark(
     if not batches or any(b < 1 for b in batches):
         raise CgExportError(f"batch sizes {batches}: need at least one, each 1 or more")
     reference = reference or Reference(None, f"no reference given; {REFERENCE_HINT}")
-    if threads is not None and threads < 1:
-        raise CgExportError(f"--threads {threads}: must be 1 or more")
+    check_threads(threads)
     references = ReferenceOutputs(reference, threads)
     results: list[BenchResult] = []
     try:

@@ -15,6 +15,7 @@ from cg_export.backends.registry import backend_named, read_artifact_metadata
 from cg_export.errors import CgExportError
 from cg_export.files import sha256_of
 from cg_export.metadata import ArtifactMetadata
+from cg_export.threads import check_threads
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -64,8 +65,7 @@ def targets_from_files(
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
     """
-    if threads is not None and threads < 1:
-        raise CgExportError(f"--threads {threads}: must be 1 or more")
+    check_threads(threads)
     options = {"device": device, "half": half, "channels_last": channels_last, "threads": threads,
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []

@@ -21,6 +21,7 @@ from cg_export.cli.options import (
 from cg_export.cli.printer import BenchRowPrinter, echo
 from cg_export.errors import CgExportError
 from cg_export.files import InputFiles, check_output_file
+from cg_export.threads import check_threads
 
 app = new_app("Time generator files (.pt, .onnx, .engine) and check their output against PyTorch fp32.")
 
@@ -60,8 +61,7 @@ def bench(
     from cg_export import bench as lib
 
     sizes = [parse_size(text, "--size") for text in size] if size else None
-    if threads is not None and threads < 1:
-        raise CgExportError(f"--threads {threads}: must be 1 or more")
+    check_threads(threads)
     inputs = InputFiles([*models, *([reference] if reference else []), *([compare] if compare else [])])
     for option, path in (("--json", json_path), ("--markdown", markdown), ("--plot", plot)):
         if path is not None:

@@ -21,6 +21,7 @@ from cg_export.cli.options import (
 )
 from cg_export.cli.printer import echo
 from cg_export.errors import CgExportError
+from cg_export.threads import check_threads
 
 app = new_app(f"Stylize photographs, folders and videos with a generator ({model_files()}).")
 
@@ -49,8 +50,7 @@ def stylize(
     # Everything that can be checked without the model is, before it loads: options, inputs, every output.
     options = StylizeOptions(**given(tile=tile, overlap=overlap, stats_size=stats_size, batch=batch,
                                      max_pixels=max_pixels))
-    if threads is not None and threads < 1:
-        raise CgExportError(f"--threads {threads}: must be 1 or more")
+    check_threads(threads)
     recorded = read_artifact_metadata(model) if model.is_file() else None
     if recorded is not None:
         options.check(recorded.size_multiple)
@@ -58,9 +58,9 @@ def stylize(
     with runner_for(model, device=device, threads=threads) as runner:
         stylizer = Stylizer(runner, options)
         echo("model", f"{model} ({runner.describe()}; {runner.info.describe()}), {stylizer.describe()}")
+        # With several inputs a failure is one "skipped" line and the rest go on; a single input's is the error.
         several = len(jobs) > 1
-        report = stylize_jobs(stylizer, jobs, progress=progress,
-                              on_error=lambda path, reason: several and typer.echo(f"skipped: {reason}", err=True))
+        report = stylize_jobs(stylizer, jobs, progress=progress, on_error=_say_skipped if several else None)
     for path, plan in list(zip(report.written, report.plans))[:5]:
         echo("wrote", f"{path} ({plan})")
     if len(report.written) > 5:
@@ -77,6 +77,10 @@ def stylize(
         raise typer.Exit(1)
     if report.warnings:
         raise typer.Exit(1)
+
+
+def _say_skipped(path: Path, reason: str) -> None:
+    typer.echo(f"skipped: {reason}", err=True)
 
 
 def main() -> None:
