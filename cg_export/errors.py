@@ -22,6 +22,10 @@ class ImageError(CgExportError, ValueError):
     """An input image cannot be read or has an unusable shape."""
 
 
+class OutputError(CgExportError, ValueError):
+    """An output cannot be written where it was asked to go (onto an input, onto a folder, into a read-only one)."""
+
+
 class MissingDependencyError(CgExportError, ImportError):
     """An optional package needed for the requested operation is not installed."""
 

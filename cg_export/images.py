@@ -8,6 +8,8 @@ model is always fed exactly as it was trained.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -48,26 +50,65 @@ IMAGE_SUFFIXES = frozenset({
 })
 
 
-def load_image(path: str | Path) -> np.ndarray:
+#: The most pixels an image may have before it is decoded (``--max-pixels`` raises it): Pillow's own
+#: decompression-bomb limit (it refuses images over twice its warning threshold). A few bytes of PNG or GIF can
+#: claim a picture this size; decoded, it takes 3 bytes a pixel, and stylizing it several times that.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+
+@contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    # Pillow checks its global MAX_IMAGE_PIXELS on open; the caller's max_pixels is checked here instead, so a user
+    # can raise it per call without changing a process-wide setting.
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def check_pixels(path: str | Path, width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse an image over the pixel limit before it is decoded.
+
+    Raises:
+        ImageError: ``width * height`` exceeds ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`).
+    """
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > limit:
+        raise ImageError(f"{path}: {width}x{height} is {width * height:,} pixels, more than the limit of {limit:,} "
+                         f"(a decompression bomb, or a very large photograph: pass --max-pixels {width * height} "
+                         "to read it)")
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Read any image Pillow can open as uint8 RGB (see :func:`read_photo`; the alpha channel is dropped).
 
     Raises:
-        ImageError: the file is missing, not an image, or truncated.
+        ImageError: the file is missing, not an image, truncated, or over the pixel limit.
     """
-    return read_photo(Path(path))[0]
+    return read_photo(Path(path), max_pixels)[0]
 
 
-def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+def read_photo(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Read an image as uint8 RGB plus its alpha channel (or ``None``) and its format name.
 
     EXIF orientation is applied; 16-bit images are scaled (not clipped) to 8 bits; grey, palette and CMYK are
     converted to RGB.
 
+    Args:
+        path: The image file.
+        max_pixels: Refuse images with more pixels than this before decoding them (default
+            :data:`DEFAULT_MAX_PIXELS`).
+
     Raises:
-        ImageError: not a readable image.
+        ImageError: not a readable image, or more pixels than ``max_pixels``.
     """
     try:
-        with Image.open(path) as image:
+        with _own_pixel_limit(), Image.open(path) as image:
+            check_pixels(path, *image.size, max_pixels)
             image = ImageOps.exif_transpose(image)
             fmt = image.format or "PNG"
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -83,6 +124,11 @@ def read_photo(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, str]:
             return np.asarray(image.convert("RGB"), dtype=np.uint8), None, fmt
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{path}: refused as a decompression bomb ({exc}); pass --max-pixels to raise the limit"
+                         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc})") from None
 

@@ -15,10 +15,18 @@ import numpy as np
 from PIL import Image
 
 from cg_export.backends.base import Runner
-from cg_export.errors import CgExportError, ImageError, MissingDependencyError
-from cg_export.files import atomic_output
+from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OutputError
+from cg_export.files import InputFiles, atomic_output, check_output_file, check_output_folder
 from cg_export.images import IMAGE_SUFFIXES, model_input_kind, read_photo
-from cg_export.tiling import DEFAULT_OVERLAP, DEFAULT_STATS_SIZE, default_tile, stylize_array, whole_image_stats
+from cg_export.sizes import round_up
+from cg_export.tiling import (
+    DEFAULT_OVERLAP,
+    DEFAULT_STATS_SIZE,
+    default_tile,
+    describe_plan,
+    stylize_array,
+    whole_image_stats,
+)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 # Exponential smoothing of InstanceNorm statistics across video frames: each frame moves them this far, so the
@@ -30,29 +38,74 @@ _FORMATS_WITHOUT_ALPHA = frozenset({"JPEG", "BMP", "PPM"})
 
 @dataclass
 class StylizeOptions:
-    """How to run each image.
+    """How to run each image; checked when made, and against the model's size multiple by :class:`Stylizer`.
 
     Attributes:
         tile: Tile side; ``None`` picks one from the available memory (or the engine's profile), 0 = whole image.
-        overlap: Context around each tile, blended with the neighbours.
+        overlap: Context around each tile, blended with the neighbours; ``None``: ``DEFAULT_OVERLAP`` rounded up to
+            the model's size multiple.
         stats_size: Longer side of the thumbnail the whole-image InstanceNorm statistics come from.
         batch: Tiles per inference call.
+        max_pixels: Refuse images with more pixels than this (default
+            :data:`cg_export.images.DEFAULT_MAX_PIXELS`).
+
+    Raises:
+        CgExportError: a value out of range (one line naming the option).
     """
 
     tile: int | None = None
-    overlap: int = DEFAULT_OVERLAP
+    overlap: int | None = None
     stats_size: int = DEFAULT_STATS_SIZE
     batch: int = 1
+    max_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self, multiple: int | None = None) -> None:
+        """Refuse values no model can use, and with ``multiple``, tiles and overlaps that are not multiples of it.
+
+        Raises:
+            CgExportError: naming the option and what it must be.
+        """
+        if self.tile is not None and self.tile < 0:
+            raise CgExportError(f"--tile {self.tile}: must be 0 (whole image) or a positive number of pixels")
+        if self.overlap is not None and self.overlap < 0:
+            raise CgExportError(f"--overlap {self.overlap}: must be 0 or more pixels")
+        if self.stats_size < 1:
+            raise CgExportError(f"--stats-size {self.stats_size}: must be a positive number of pixels")
+        if self.batch < 1:
+            raise CgExportError(f"--batch {self.batch}: must be 1 or more tiles per call")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise CgExportError(f"--max-pixels {self.max_pixels}: must be a positive number of pixels")
+        if multiple is None:
+            return
+        for option, value in (("--tile", self.tile), ("--overlap", self.overlap)):
+            if value and value % multiple:
+                raise CgExportError(f"{option} {value}: must be a multiple of {multiple} (the model's size "
+                                    f"multiple), e.g. {round_up(value, multiple)}")
 
 
 @dataclass
 class StylizeReport:
-    """What a run did: written outputs, failures (path and reason), and video frame rates."""
+    """What a run did: written outputs (with how each was run), failures (path and reason), video frame rates,
+    and warnings (a video that ended before the frames it declared)."""
 
     written: list[Path] = field(default_factory=list)
+    plans: list[str] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     frames: int = 0
     frames_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input and where its result goes."""
+
+    source: Path
+    target: Path
+    is_video: bool
 
 
 def write_photo(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, source_format: str) -> None:
@@ -64,6 +117,11 @@ def write_photo(path: Path, rgb: np.ndarray, alpha: np.ndarray | None, source_fo
     options = {"quality": 95} if fmt == "JPEG" else {}
     with atomic_output(path) as tmp:
         image.save(tmp, format=fmt, **options)
+
+
+def is_video(path: Path) -> bool:
+    """Whether ``path`` is a video by its name."""
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def collect_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
@@ -85,26 +143,74 @@ def collect_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
 
 def output_path_for(source: Path, relative: Path, output: Path, single: bool) -> Path:
     """Where an input's result goes: ``output`` itself for one input named like a file, else inside it."""
-    if single and output.suffix:
+    if single and output.suffix and not output.is_dir():
         return output
     return output / relative
+
+
+def plan_outputs(inputs: list[Path], output: Path, protected: InputFiles | None = None) -> list[Job]:
+    """Every input and its output, checked before any model is loaded.
+
+    One input and an output named like a file (``-o out.jpg``) write that file; otherwise ``output`` is a folder
+    and each result keeps its path relative to its input folder. Refused, in one line: several inputs with an
+    output named like an image or video file, a video written to a name that is not a video (or an image to one
+    that is not an image), an output that is an existing folder or lies under an existing file, and any output
+    that would replace an input (an input image or video, or a file in ``protected`` such as the model).
+
+    Raises:
+        CgExportError: no inputs, or a missing one.
+        OutputError: an output that cannot or must not be written.
+    """
+    items = collect_inputs(inputs)
+    guard = protected or InputFiles()
+    for source, _ in items:
+        guard.add(source)
+    single = len(items) == 1 and not inputs[0].is_dir()
+    as_file = single and bool(output.suffix) and not output.is_dir()
+    if not as_file:
+        if output.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not output.is_dir():
+            raise OutputError(f"-o {output}: {len(items)} inputs need an output folder, and {output.name} names a "
+                              "file; give a folder (it is created)")
+        check_output_folder(output)
+    jobs = []
+    for source, relative in items:
+        target = output if as_file else output / relative
+        guard.refuse(target)
+        video = is_video(source)
+        if as_file and video and not is_video(target):
+            raise OutputError(f"-o {target}: a video's output must be a video file "
+                              f"({', '.join(sorted(VIDEO_SUFFIXES))})")
+        if as_file and not video and target.suffix.lower() not in IMAGE_SUFFIXES:
+            raise OutputError(f"-o {target}: an image's output must be an image file "
+                              f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        check_output_file(target)
+        jobs.append(Job(source, target, video))
+    return jobs
 
 
 class Stylizer:
     """Runs images and videos through one active runner with the tiling and smoothing policy of the toolkit.
 
-    The size multiple and the generator's width (which sizes the default tile) come from ``runner.info``.
+    The size multiple, the generator's width (which sizes the default tile), a static model's size and the image
+    channels the model takes come from ``runner.info``. A ``--uint8-io`` model is fed by the runner itself; a
+    static model is fed by padding to its size and tiling in windows of exactly its size.
 
     Args:
         runner: An active runner.
         options: Tiling options.
+
+    Raises:
+        BackendError: the model does not take RGB images.
+        CgExportError: a tile or overlap that is not a multiple of the model's size multiple.
     """
 
     def __init__(self, runner: Runner, options: StylizeOptions | None = None):
+        info = runner.info
         self.runner = runner
-        self.multiple = runner.info.size_multiple
+        self.multiple = info.size_multiple
+        self.static_size = info.static_size
         self.options = options or StylizeOptions()
-        architecture = runner.info.metadata.architecture
+        architecture = info.metadata.architecture
         self.kind = model_input_kind(architecture)
         # PyTorch-GAN's one-channel generators give an image 4 * (3 - edge_pad) px smaller than their input: the
         # input is reflect-padded by half that on each side, so the output has the input's size and alignment.
@@ -113,15 +219,30 @@ class Stylizer:
         # cannot share whole-image statistics either.
         ugatit = architecture.get("name") == "ugatit"
         self.fixed_size = None if not ugatit or architecture.get("light") else int(architecture.get("img_size", 256))
-        tile = self.options.tile
         self.whole_images_only = bool(self.margin or ugatit)
+        self.options.check(self.multiple)
+        overlap = self.options.overlap
+        self.overlap = round_up(DEFAULT_OVERLAP, self.multiple) if overlap is None else overlap
+        tile = self.options.tile
         if self.whole_images_only and tile:
             raise CgExportError(f"--tile {tile}: this model ({architecture.get('name')}) runs on whole images "
                                 "only; leave --tile unset")
-        if self.whole_images_only:
-            self.tile = 0
+        if self.static_size is not None or self.whole_images_only:
+            self.tile = 0  # static models: windows of exactly the static size, whatever was asked
         else:
-            self.tile = default_tile(self.multiple, runner.info.ngf or 64) if tile is None else tile
+            self.tile = default_tile(self.multiple, info.ngf or 64) if tile is None else tile
+
+    def describe(self) -> str:
+        """The tiling policy in a few words, for the line printed before a run."""
+        if self.static_size is not None:
+            return f"static {self.static_size[0]}x{self.static_size[1]}: padded and tiled to it"
+        if not self.tile:
+            return "whole images"
+        return f"whole images up to {self.tile} px, larger ones tiled"
+
+    def plan(self, height: int, width: int) -> str:
+        """How an image of this size will run: ``whole image`` or ``N tiles of T px``."""
+        return describe_plan(height, width, self.multiple, self.tile, self.overlap, self.static_size)
 
     def image(self, rgb: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
         """Stylize one uint8 RGB image (tiled when larger than the tile); the result is RGB of the same size."""
@@ -131,117 +252,161 @@ class Stylizer:
             rgb = np.asarray(Image.fromarray(rgb).resize((side, side), Image.BICUBIC))
         elif self.margin:
             rgb = np.pad(rgb, ((self.margin, self.margin), (self.margin, self.margin), (0, 0)), mode="reflect")
-        styled = stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.options.overlap,
+        styled = stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.overlap,
                                stats=stats, stats_size=self.options.stats_size, batch=self.options.batch,
-                               kind=self.kind)
+                               static_size=self.static_size, kind=self.kind)
         if self.fixed_size:
             return np.asarray(Image.fromarray(styled).resize((width, height), Image.BICUBIC))
         return styled[:height, :width]
 
-    def file(self, source: Path, target: Path) -> Path:
-        """Stylize an image file into ``target`` (same size, alpha carried over)."""
-        if target.exists() and target.resolve() == source.resolve():
-            raise CgExportError(f"{target}: refusing to overwrite the input; choose another -o")
-        rgb, alpha, fmt = read_photo(source)
-        write_photo(target, self.image(rgb), alpha, fmt)
-        return target
+    def stats(self, rgb: np.ndarray) -> np.ndarray:
+        """Whole-image InstanceNorm statistics of an image (from its thumbnail)."""
+        return whole_image_stats(self.runner, rgb, self.multiple, self.options.stats_size, self.static_size, self.kind)
 
-    def video(self, source: Path, target: Path, progress: bool = True) -> tuple[int, float]:
+    def file(self, source: Path, target: Path) -> str:
+        """Stylize an image file into ``target`` (same size, alpha carried over); returns how it was run."""
+        if target.exists() and target.resolve() == source.resolve():
+            raise OutputError(f"{target}: refusing to overwrite the input; choose another -o")
+        rgb, alpha, fmt = read_photo(source, self.options.max_pixels)
+        write_photo(target, self.image(rgb), alpha, fmt)
+        return self.plan(*rgb.shape[:2])
+
+    def video(self, source: Path, target: Path, progress: bool = True,
+              warn: Callable[[str], None] | None = None) -> tuple[int, float]:
         """Stylize a video frame by frame with smoothed InstanceNorm statistics; audio is copied when possible.
+
+        Packets that do not decode are skipped; a video that yields no frame at all writes nothing (an existing
+        ``target`` stays as it was). When fewer frames decode than the container declares, ``warn`` is told.
 
         Returns:
             (frames, frames per second of the whole conversion).
+
+        Raises:
+            ImageError: not a readable video, no video stream, or no decodable frame.
         """
         av = _import_av()
         if target.exists() and target.resolve() == source.resolve():
-            raise CgExportError(f"{target}: refusing to overwrite the input; choose another -o")
+            raise OutputError(f"{target}: refusing to overwrite the input; choose another -o")
         started = time.perf_counter()
         frames = 0
+        undecodable = 0
         try:
             container = av.open(str(source))
         except Exception as exc:  # PyAV raises FFmpeg errors of many types
             raise ImageError(f"{source}: not a readable video ({exc})") from None
-        with container, atomic_output(target) as tmp:
+        with container:
             streams = container.streams
             if not streams.video:
                 raise ImageError(f"{source}: no video stream")
             video_in = streams.video[0]
             total = video_in.frames or None
-            with av.open(str(tmp), mode="w", format=_container_format(target)) as output:
-                rate = video_in.average_rate or 25
-                video_out = output.add_stream("libx264" if _has_codec(av, "libx264") else "mpeg4", rate=rate)
-                video_out.width, video_out.height = video_in.codec_context.width, video_in.codec_context.height
-                video_out.pix_fmt = "yuv420p"
-                audio_in = streams.audio[0] if streams.audio else None
-                audio_out = _copy_stream(output, audio_in)
-                smoothed = None
-                bar = _progress(total, "frames", progress)
-                packets = container.demux([s for s in (video_in, audio_in) if s is not None])
-                for packet in packets:
-                    if audio_in is not None and packet.stream is audio_in:
-                        if audio_out is not None and packet.dts is not None:
-                            packet.stream = audio_out
-                            output.mux(packet)
-                        continue
-                    for frame in packet.decode():
-                        rgb = frame.to_ndarray(format="rgb24")
-                        stats = None if self.whole_images_only else whole_image_stats(
-                            self.runner, rgb, self.multiple, self.options.stats_size, self.kind)
-                        smoothed = stats if smoothed is None or stats is None else (
-                            (1 - VIDEO_STATS_MOMENTUM) * smoothed + VIDEO_STATS_MOMENTUM * stats)
-                        styled = self.image(rgb, stats=smoothed)
-                        out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(styled), format="rgb24")
-                        for out_packet in video_out.encode(out_frame):
-                            output.mux(out_packet)
-                        frames += 1
-                        bar.update(1)
-                for out_packet in video_out.encode():
-                    output.mux(out_packet)
-                bar.close()
-        if frames == 0:
-            target.unlink(missing_ok=True)
-            raise ImageError(f"{source}: the video has no frames")
+            with atomic_output(target) as tmp:
+                with av.open(str(tmp), mode="w", format=_container_format(target)) as output:
+                    rate = video_in.average_rate or 25
+                    video_out = output.add_stream("libx264" if _has_codec(av, "libx264") else "mpeg4", rate=rate)
+                    video_out.width, video_out.height = video_in.codec_context.width, video_in.codec_context.height
+                    video_out.pix_fmt = "yuv420p"
+                    audio_in = streams.audio[0] if streams.audio else None
+                    audio_out = _copy_stream(output, audio_in)
+                    smoothed = None
+                    bar = _progress(total, "frames", progress)
+                    for packet in _demux(container, [s for s in (video_in, audio_in) if s is not None]):
+                        if audio_in is not None and packet.stream is audio_in:
+                            if audio_out is not None and packet.dts is not None:
+                                packet.stream = audio_out
+                                output.mux(packet)
+                            continue
+                        try:
+                            decoded = packet.decode()
+                        except av.error.FFmpegError:  # a corrupt packet: skip it, as players do
+                            undecodable += 1
+                            continue
+                        for frame in decoded:
+                            rgb = frame.to_ndarray(format="rgb24")
+                            stats = None if self.whole_images_only else self.stats(rgb)
+                            smoothed = stats if smoothed is None or stats is None else (
+                                (1 - VIDEO_STATS_MOMENTUM) * smoothed + VIDEO_STATS_MOMENTUM * stats)
+                            styled = self.image(rgb, stats=smoothed)
+                            out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(styled), format="rgb24")
+                            for out_packet in video_out.encode(out_frame):
+                                output.mux(out_packet)
+                            frames += 1
+                            bar.update(1)
+                    bar.close()
+                    if frames == 0:
+                        # Raised inside atomic_output: the partial file goes, an existing target stays as it was.
+                        skipped = f" ({undecodable} packet(s) did not decode)" if undecodable else ""
+                        raise ImageError(f"{source}: no decodable video frames{skipped}; nothing written")
+                    for out_packet in video_out.encode():
+                        output.mux(out_packet)
+        if warn is not None and total and frames < total:
+            warn(f"{source}: decoded {frames} of the {total} frames the file declares (truncated or corrupt); "
+                 f"{target} holds those {frames}")
+        elif warn is not None and undecodable:
+            warn(f"{source}: {undecodable} packet(s) did not decode and were skipped")
         return frames, frames / (time.perf_counter() - started)
+
+
+def stylize_jobs(
+    stylizer: Stylizer, jobs: list[Job], progress: bool = True,
+    on_error: Callable[[Path, str], None] | None = None,
+) -> StylizeReport:
+    """Run planned jobs (:func:`plan_outputs`): images first, then videos.
+
+    Unreadable inputs are recorded in the report (and passed to ``on_error``) and the rest go on.
+    """
+    report = StylizeReport()
+    images = [job for job in jobs if not job.is_video]
+    videos = [job for job in jobs if job.is_video]
+    bar = _progress(len(images), "images", progress and len(images) > 1)
+    for job in images:
+        try:
+            plan = stylizer.file(job.source, job.target)
+            report.written.append(job.target)
+            report.plans.append(plan)
+        except CgExportError as exc:
+            report.failed.append((job.source, str(exc)))
+            if on_error:
+                on_error(job.source, str(exc))
+        bar.update(1)
+    bar.close()
+    for job in videos:
+        try:
+            frames, fps = stylizer.video(job.source, job.target, progress, warn=report.warnings.append)
+            report.written.append(job.target)
+            report.plans.append(f"{frames} frames")
+            report.frames += frames
+            report.frames_per_second = fps
+        except CgExportError as exc:
+            report.failed.append((job.source, str(exc)))
+            if on_error:
+                on_error(job.source, str(exc))
+    return report
 
 
 def stylize_paths(
     stylizer: Stylizer, inputs: list[Path], output: Path, progress: bool = True,
-    on_error: Callable[[Path, str], None] | None = None,
+    on_error: Callable[[Path, str], None] | None = None, protected: InputFiles | None = None,
 ) -> StylizeReport:
     """Stylize files, folders (recursively, relative paths kept) and videos into ``output``.
 
-    Unreadable inputs are recorded in the report (and passed to ``on_error``) and the rest go on.
+    The outputs are planned and checked first (:func:`plan_outputs`; ``protected`` names more files no output may
+    replace, such as the model); unreadable inputs are recorded in the report and the rest go on.
     """
-    items = collect_inputs(inputs)
-    single = len(items) == 1 and not inputs[0].is_dir()
-    report = StylizeReport()
-    images = [(s, r) for s, r in items if s.suffix.lower() not in VIDEO_SUFFIXES]
-    videos = [(s, r) for s, r in items if s.suffix.lower() in VIDEO_SUFFIXES]
-    bar = _progress(len(images), "images", progress and len(images) > 1)
-    for source, relative in images:
-        target = output_path_for(source, relative, output, single)
+    return stylize_jobs(stylizer, plan_outputs(inputs, output, protected), progress, on_error)
+
+
+def _demux(container, streams):  # noqa: ANN001, ANN202
+    """Packets of ``streams``; a read error ends the video there (what decoded so far is kept and reported)."""
+    packets = container.demux(streams)
+    while True:
         try:
-            report.written.append(stylizer.file(source, target))
-        except (ImageError, CgExportError) as exc:
-            report.failed.append((source, str(exc)))
-            if on_error:
-                on_error(source, str(exc))
-        bar.update(1)
-    bar.close()
-    for source, relative in videos:
-        target = output_path_for(source, relative, output, single)
-        if target.suffix.lower() not in VIDEO_SUFFIXES:
-            target = target.with_suffix(".mp4")
-        try:
-            frames, fps = stylizer.video(source, target, progress)
-            report.written.append(target)
-            report.frames += frames
-            report.frames_per_second = fps
-        except (ImageError, CgExportError) as exc:
-            report.failed.append((source, str(exc)))
-            if on_error:
-                on_error(source, str(exc))
-    return report
+            packet = next(packets)
+        except StopIteration:
+            return
+        except Exception:  # FFmpeg's read errors (truncated file, corrupt container)
+            return
+        yield packet
 
 
 def _import_av():  # noqa: ANN202

@@ -41,24 +41,66 @@ class Window:
         return (self.bottom - self.top, self.right - self.left)
 
 
-def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-    """Reflect-pad an HxWxC image at the bottom and right to multiples of ``multiple`` (edge-pad when too small)."""
-    height, width = image.shape[:2]
-    pad = ((0, round_up(height, multiple) - height), (0, round_up(width, multiple) - width), (0, 0))
-    if pad[0][1] == 0 and pad[1][1] == 0:
+# A ResNet generator (size multiple 4) reflection-pads by 1 at a quarter of the input's resolution, which needs
+# at least 2 pixels there: 8 at the input. U-Nets (multiple 2**depth) run at their multiple.
+SMALLEST_RESNET_SIDE = 8
+
+
+def min_side(multiple: int) -> int:
+    """The smallest height or width a generator is run at; smaller images are padded up to it and cropped back."""
+    return max(SMALLEST_RESNET_SIDE, multiple)
+
+
+def pad_to_size(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad an HxWxC image at the bottom and right to ``height`` x ``width``: reflected as far as the image reaches
+    (which keeps the model's statistics natural), then the edge repeated (a 1x1 image has nothing to reflect)."""
+    pad_h, pad_w = max(0, height - image.shape[0]), max(0, width - image.shape[1])
+    if not pad_h and not pad_w:
         return image
-    reflectable = pad[0][1] < height and pad[1][1] < width
-    return np.pad(image, pad, mode="reflect" if reflectable else "edge")
+    reflect_h, reflect_w = min(pad_h, image.shape[0] - 1), min(pad_w, image.shape[1] - 1)
+    if reflect_h or reflect_w:
+        image = np.pad(image, ((0, reflect_h), (0, reflect_w), (0, 0)), mode="reflect")
+    if pad_h > reflect_h or pad_w > reflect_w:
+        image = np.pad(image, ((0, pad_h - reflect_h), (0, pad_w - reflect_w), (0, 0)), mode="edge")
+    return image
 
 
-def plan_windows(height: int, width: int, tile: int, overlap: int) -> list[Window]:
-    """Windows of ``tile`` + ``overlap`` on each side (clipped at the image border), covering the image."""
-    return [
-        Window(max(top - overlap, 0), max(left - overlap, 0), min(top + tile + overlap, height),
-               min(left + tile + overlap, width))
-        for top in range(0, height, tile)
-        for left in range(0, width, tile)
-    ]
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad an HxWxC image at the bottom and right to multiples of ``multiple``, and to at least
+    :func:`min_side` (see :func:`pad_to_size`)."""
+    height, width = image.shape[:2]
+    smallest = min_side(multiple)
+    return pad_to_size(image, round_up(max(height, smallest), multiple), round_up(max(width, smallest), multiple))
+
+
+def plan_windows(height: int, width: int, tile: int, overlap: int, smallest: int = 1) -> list[Window]:
+    """Windows of ``tile`` + ``overlap`` on each side (clipped at the image border), covering the image.
+
+    A window clipped to less than ``smallest`` pixels at the bottom or right border reaches further back instead,
+    so every window is one the model can run.
+    """
+    def spans(length: int) -> list[tuple[int, int]]:
+        found = []
+        for start in range(0, length, tile):
+            first, last = max(start - overlap, 0), min(start + tile + overlap, length)
+            found.append((min(first, max(last - smallest, 0)), last))
+        return found
+
+    return [Window(top, left, bottom, right) for top, bottom in spans(height) for left, right in spans(width)]
+
+
+def plan_static_windows(height: int, width: int, size: tuple[int, int], overlap: int) -> list[Window]:
+    """Windows of exactly ``size`` (a static model's input) covering an image at least that large, neighbours
+    sharing ``2 * overlap`` pixels (more where the last window is moved back to end at the border)."""
+    def starts(length: int, side: int) -> list[int]:
+        step = max(side - 2 * overlap, side // 2)
+        found = list(range(0, max(length - side, 0) + 1, step))
+        if found[-1] + side < length:
+            found.append(length - side)
+        return found
+
+    sh, sw = size
+    return [Window(top, left, top + sh, left + sw) for top in starts(height, sh) for left in starts(width, sw)]
 
 
 def _ramp(length: int, start_overlap: int, end_overlap: int) -> np.ndarray:
@@ -80,8 +122,15 @@ def blend_weights(window: Window, height: int, width: int, overlap: int) -> np.n
     return wy[:, None] * wx[None, :]
 
 
-def thumbnail(image: np.ndarray, max_side: int, multiple: int) -> np.ndarray:
-    """The image downscaled so its longer side is at most ``max_side``, padded to ``multiple``."""
+def thumbnail(image: np.ndarray, max_side: int, multiple: int, static_size: tuple[int, int] | None = None
+              ) -> np.ndarray:
+    """The image downscaled so its longer side is at most ``max_side``, padded to ``multiple``; for a static model,
+    resized to exactly its ``static_size`` (InstanceNorm statistics are spatial means and variances, which a
+    resize changes far less than padding would)."""
+    if static_size is not None:
+        if image.shape[:2] == tuple(static_size):
+            return image
+        return np.asarray(Image.fromarray(image).resize((static_size[1], static_size[0]), Image.BICUBIC))
     height, width = image.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     if scale < 1.0:
@@ -109,9 +158,26 @@ def _available_memory() -> int:
 
 
 def whole_image_stats(runner: Runner, image: np.ndarray, multiple: int, stats_size: int = DEFAULT_STATS_SIZE,
-                      kind: str = RGB_INPUT) -> np.ndarray:
+                      static_size: tuple[int, int] | None = None, kind: str = RGB_INPUT) -> np.ndarray:
     """InstanceNorm statistics (1, 2, S) of ``image`` from its thumbnail (exact when the image fits ``stats_size``)."""
-    return runner.norm_stats(to_model_input([thumbnail(image, stats_size, multiple)], kind))
+    return runner.norm_stats(to_model_input([thumbnail(image, stats_size, multiple, static_size)], kind))
+
+
+def describe_plan(height: int, width: int, multiple: int, tile: int = 0, overlap: int = DEFAULT_OVERLAP,
+                  static_size: tuple[int, int] | None = None) -> str:
+    """How :func:`stylize_array` will run an image of this size: ``whole image`` or ``N tiles of T px``."""
+    ph = round_up(max(height, min_side(multiple)), multiple)
+    pw = round_up(max(width, min_side(multiple)), multiple)
+    if static_size is not None:
+        sh, sw = static_size
+        if ph <= sh and pw <= sw:
+            return f"whole image (padded to the model's static {sh}x{sw})" if (height, width) != (sh, sw) else \
+                "whole image"
+        count = len(plan_static_windows(max(ph, sh), max(pw, sw), static_size, overlap))
+        return f"{count} tiles of {sh}x{sw} (the model's static size)"
+    if not tile or (tile >= ph and tile >= pw):
+        return "whole image"
+    return f"{len(plan_windows(ph, pw, tile, overlap))} tiles of {tile} px"
 
 
 def stylize_array(
@@ -124,9 +190,12 @@ def stylize_array(
     stats_size: int = DEFAULT_STATS_SIZE,
     batch: int = 1,
     naive: bool = False,
+    static_size: tuple[int, int] | None = None,
     kind: str = RGB_INPUT,
 ) -> np.ndarray:
     """Run one uint8 HxWx3 image through an active runner; returns uint8 HxWx3 of the same size.
+
+    Images smaller than :func:`min_side` are padded up to it and cropped back.
 
     Args:
         runner: An active :class:`Runner`.
@@ -139,23 +208,37 @@ def stylize_array(
         stats_size: Longer side of the thumbnail the statistics come from.
         batch: Tiles per inference call.
         naive: Normalise each tile with its own statistics (for comparison only: it shows seams).
+        static_size: A static model's ``(height, width)``: the image is padded to at least that size and run in
+            tiles of exactly that size (``tile`` is then ignored).
         kind: What the model takes (:func:`cg_export.images.model_input_kind`): the image is fed as RGB,
             luminance or Lab L, and a grey or colorization output comes back as RGB.
     """
     height, width = image.shape[:2]
+    if tile < 0 or overlap < 0 or batch < 1 or stats_size < 1:
+        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be >= 0, batch ({batch}) and stats_size "
+                         f"({stats_size}) >= 1")
     padded = pad_to_multiple(image, multiple)
+    if static_size is not None:
+        padded = pad_to_size(padded, *static_size)
     ph, pw = padded.shape[:2]
-    if not tile or (tile >= ph and tile >= pw):
+    if static_size is not None:
+        whole = (ph, pw) == tuple(static_size)
+    else:
+        whole = not tile or (tile >= ph and tile >= pw)
+    if whole:
         x = to_model_input([padded], kind)
         output = runner(x) if stats is None else runner.infer_with_norm_stats(x, stats)
         return from_model_output(output, kind, x)[0, :height, :width]
-    if tile % multiple or overlap % multiple:
+    if static_size is None and (tile % multiple or overlap % multiple):
         raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {multiple}")
     if stats is None and not naive:
-        stats = whole_image_stats(runner, image, multiple, stats_size, kind)
+        stats = whole_image_stats(runner, image, multiple, stats_size, static_size, kind)
     accumulated: np.ndarray | None = None
     weight_sum = np.zeros((ph, pw), np.float32)
-    windows = plan_windows(ph, pw, tile, overlap)
+    if static_size is not None:
+        windows = plan_static_windows(ph, pw, static_size, overlap)
+    else:
+        windows = plan_windows(ph, pw, tile, overlap, min_side(multiple))
     by_shape: dict[tuple[int, int], list[Window]] = {}
     for window in windows:
         by_shape.setdefault(window.shape, []).append(window)

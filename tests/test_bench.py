@@ -46,6 +46,7 @@ class OffsetRunner(Runner):
 
     def _activate(self) -> None:
         self.inner.activate()
+        self._info = self.inner.info
 
     def _deactivate(self) -> None:
         self.inner.deactivate()

@@ -28,7 +28,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from cg_export.errors import ImageError
-from cg_export.images import IMAGE_SUFFIXES, fit_to_size, load_image, to_model_input
+from cg_export.images import IMAGE_SUFFIXES, check_pixels, fit_to_size, load_image, to_model_input
 from training.errors import DatasetError
 
 #: ``(folder of A, folder of B, label)`` for each layout we read, in the order they are looked for.
@@ -131,8 +131,11 @@ def scan_domain(name: str, folder: Path) -> ImageDomain:
 def _unreadable_reason(path: Path) -> str | None:
     try:
         with Image.open(path) as image:
+            check_pixels(path, *image.size, None)
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ImageError as exc:
+        return str(exc).split(": ", 1)[-1]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return str(exc) or type(exc).__name__
     return None
 

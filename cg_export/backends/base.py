@@ -143,14 +143,59 @@ class Runner(abc.ABC):
         self.deactivate()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (float32 NCHW); returns float32 NCHW."""
+        """Run one batch (float32 NCHW in [-1, 1]); returns float32 NCHW in [-1, 1], whatever the model's own I/O.
+
+        A ``--uint8-io`` model is fed uint8 NHWC and its uint8 output converted back (see :meth:`to_model_feed`),
+        so no tool branches on the kind of model.
+        """
         if not self.is_active:
             raise BackendError(f"{self.name} runner used before activate() (use it in a 'with' block)")
-        return self.infer(np.ascontiguousarray(batch, dtype=np.float32))
+        return self.in_model_batches(lambda part: self.from_model_output(self.infer(self.to_model_feed(part))), batch)
+
+    def in_model_batches(self, run: Callable[..., np.ndarray], batch: np.ndarray, *per_image: np.ndarray
+                         ) -> np.ndarray:
+        """``run(batch, *per_image)``, split into and padded to the model's fixed batch size when it has one.
+
+        A model exported with a fixed batch of N runs a batch of any size: in parts of N, the last one filled up by
+        repeating its last image, whose extra outputs are dropped.
+
+        Args:
+            run: Runs one part.
+            batch: The images (first axis).
+            *per_image: Arrays with one row per image (such as InstanceNorm statistics), split the same way.
+        """
+        fixed = self._info.batch if self._info is not None else None
+        count = len(batch)
+        if not fixed or count == fixed:
+            return run(batch, *per_image)
+        outputs = []
+        for start in range(0, count, fixed):
+            stop = min(start + fixed, count)
+            take = list(range(start, stop)) + [stop - 1] * (fixed - (stop - start))
+            outputs.append(run(batch[take], *(a[take] for a in per_image))[: stop - start])
+        return np.concatenate(outputs)
+
+    def to_model_feed(self, batch: np.ndarray) -> np.ndarray:
+        """The float32 NCHW [-1, 1] batch as the model takes it: contiguous float32, or uint8 NHWC RGB for a
+        ``--uint8-io`` model (exact for batches made from 8-bit images, which is what every tool feeds)."""
+        if self._info is not None and self._info.uint8_io:
+            from cg_export.images import to_uint8
+
+            return np.ascontiguousarray(to_uint8(batch))
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+    def from_model_output(self, output: np.ndarray) -> np.ndarray:
+        """The model's output as float32 NCHW in [-1, 1] (undoes a ``--uint8-io`` model's uint8 NHWC)."""
+        if self._info is not None and self._info.uint8_io:
+            from cg_export.images import to_model_input
+
+            return to_model_input(np.asarray(output, dtype=np.uint8))
+        return output
 
     @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Backend-specific inference on a contiguous float32 batch."""
+        """Backend-specific inference on a batch in the model's own I/O (:meth:`to_model_feed`), returning the
+        model's own output (float32 NCHW, or uint8 NHWC for a ``--uint8-io`` model)."""
 
     @abc.abstractmethod
     def _activate(self) -> None: ...

@@ -5,6 +5,7 @@ Imports no torch: this is what runs on a device that only has onnxruntime, numpy
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,9 @@ import numpy as np
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.backends.registry import ONNXRUNTIME_HINT
 from cg_export.errors import BackendError
-from cg_export.metadata import ArtifactMetadata
+from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
 from cg_export.optional import import_optional
+from cg_export.threads import check_threads, default_threads
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -41,6 +43,32 @@ def static_dims(session: Any) -> tuple[tuple[int, int] | None, int | None]:
     return size, shape[0] if isinstance(shape[0], int) else None
 
 
+def graph_io(session: Any, metadata: ArtifactMetadata, path: Path) -> ArtifactMetadata:
+    """``metadata`` corrected by what the graph's input says (its element type and channels decide), for models
+    exported elsewhere that record nothing or something else.
+
+    Raises:
+        BackendError: the input is not an image batch (rank 4) this runner can feed.
+    """
+    inputs = session.get_inputs()
+    shape = list(inputs[0].shape)
+    if len(inputs) != 1 or len(shape) != 4:
+        what = f"{len(inputs)} inputs" if len(inputs) != 1 else f"an input of rank {len(shape)} {shape}"
+        raise BackendError(f"{path}: the model takes {what}; cg-export runs generators with one rank-4 image input "
+                           f"({FLOAT_LAYOUT} float32, or NHWC uint8)")
+    uint8 = inputs[0].type == "tensor(uint8)"
+    if not uint8 and inputs[0].type != "tensor(float)":
+        raise BackendError(f"{path}: the model's input is {inputs[0].type}; expected float32 {FLOAT_LAYOUT} or "
+                           "uint8 NHWC images")
+    channels = shape[3] if uint8 else shape[1]
+    changes: dict[str, Any] = {}
+    if uint8 != metadata.uint8_io:
+        changes["layout"] = UINT8_LAYOUT if uint8 else FLOAT_LAYOUT
+    if isinstance(channels, int) and channels != metadata.in_channels:
+        changes["architecture"] = {**metadata.architecture, "in_channels": channels}
+    return dataclasses.replace(metadata, **changes) if changes else metadata
+
+
 class OnnxRuntimeRunner(Runner):
     """Runs an ONNX model with ONNX Runtime.
 
@@ -48,13 +76,14 @@ class OnnxRuntimeRunner(Runner):
         model_path: The ``.onnx`` file.
         providers: Execution providers in order of preference; ``None`` takes the best installed
             (TensorRT, then CUDA, then CPU).
-        threads: Intra-op threads; ``None`` lets ONNX Runtime use every core.
+        threads: Intra-op threads; ``None``: the cores this process may use (:func:`cg_export.threads.default_threads`).
     """
 
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int | None = None):
         super().__init__()
+        check_threads(threads, "threads")
         self.model_path = Path(model_path)
         self.requested_providers = providers
         self.threads = threads
@@ -77,8 +106,7 @@ class OnnxRuntimeRunner(Runner):
             providers = [p for p in PROVIDER_PREFERENCE if p in available]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = self.threads or default_threads()
         options.log_severity_level = 3
         # Without the arena, memory goes back to the system after each run: a tiled run's peak is one inference,
         # not the sum of three sessions' arenas (about 4 GB instead of under 2 GB for a 2048x2048 photograph).
@@ -92,6 +120,7 @@ class OnnxRuntimeRunner(Runner):
             raise BackendError(f"{self.model_path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from None
         self.device = "cuda" if self.session.get_providers()[0] != "CPUExecutionProvider" else "cpu"
         metadata = ArtifactMetadata.from_props(self.session.get_modelmeta().custom_metadata_map, self.model_path)
+        metadata = graph_io(self.session, metadata, self.model_path)
         static_size, batch = static_dims(self.session)
         self._info = ModelInfo("onnxruntime", self.model_path, metadata, static_size, batch)
         self.precision = metadata.precision
@@ -111,15 +140,20 @@ class OnnxRuntimeRunner(Runner):
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         stats_session, _ = self._norm_stats_sessions()
-        return stats_session.run(None, {self._input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return self.in_model_batches(
+            lambda part: stats_session.run(None, {self._input_name: self.to_model_feed(part)})[0], batch)
 
     def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
         from cg_export.norm_stats import NORM_STATS
 
         _, tile_session = self._norm_stats_sessions()
-        feed = {self._input_name: np.ascontiguousarray(batch, dtype=np.float32),
-                NORM_STATS: np.ascontiguousarray(stats, dtype=np.float32)}
-        return tile_session.run(None, feed)[0]
+
+        def run(part: np.ndarray, part_stats: np.ndarray) -> np.ndarray:
+            feed = {self._input_name: self.to_model_feed(part),
+                    NORM_STATS: np.ascontiguousarray(part_stats, dtype=np.float32)}
+            return self.from_model_output(tile_session.run(None, feed)[0])
+
+        return self.in_model_batches(run, batch, stats)
 
     def _norm_stats_sessions(self) -> tuple[Any, Any]:
         # Derived lazily: most runs never tile, and the derived graphs cost a second load of the model.
@@ -154,7 +188,7 @@ class OnnxRuntimeRunner(Runner):
         run (its default), so the wall-clock time of the run is the device time.
 
         Args:
-            batch: Float32 NCHW input.
+            batch: Float32 NCHW input (converted as :meth:`Runner.to_model_feed` says).
             device_type: ``"cuda"`` for the CUDA and TensorRT providers, ``"cpu"`` for the CPU provider.
 
         Returns:
@@ -163,7 +197,7 @@ class OnnxRuntimeRunner(Runner):
         ort = import_onnxruntime()
         device_id = 0  # the session was made without provider options, so it runs on the first GPU
         binding = self.session.io_binding()
-        host_input = np.ascontiguousarray(batch, np.float32)
+        host_input = self.to_model_feed(batch)
         resident_input = ort.OrtValue.ortvalue_from_numpy(host_input, device_type, device_id)
         binding.bind_ortvalue_input(self._input_name, resident_input)
         output_name = self.session.get_outputs()[0].name

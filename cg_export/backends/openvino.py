@@ -302,7 +302,8 @@ class OpenVinoRunner(Runner):
         self._derived = None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self._run(self._request, {0: self._to_model(batch)})
+        # The model's own I/O: Runner.__call__ converts float NCHW to uint8 NHWC and back for a --uint8-io model.
+        return self._request.infer({0: batch})[0].copy()
 
     def infer_bytes(self, images: np.ndarray) -> np.ndarray:
         """Run a ``--uint8-io`` model on uint8 NHWC RGB images as they are; returns uint8 NHWC RGB.
@@ -321,7 +322,7 @@ class OpenVinoRunner(Runner):
         """
         compiled = self._compile(self._model, profiling=True)
         request = compiled.create_infer_request()
-        feed = {0: self._to_model(np.ascontiguousarray(batch, dtype=np.float32))}
+        feed = {0: self.to_model_feed(batch)}
         request.infer(feed)  # the first run allocates and picks kernels for the shape
         totals: dict[tuple[str, str], OperatorTime] = {}
         for _ in range(runs):
@@ -334,13 +335,16 @@ class OpenVinoRunner(Runner):
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         stats_request, _ = self._norm_stats_requests()
-        return stats_request.infer({0: self._to_model(np.ascontiguousarray(batch, dtype=np.float32))})[0].copy()
+        return self.in_model_batches(lambda part: stats_request.infer({0: self.to_model_feed(part)})[0].copy(), batch)
 
     def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
         _, tile_request = self._norm_stats_requests()
-        feed = {0: self._to_model(np.ascontiguousarray(batch, dtype=np.float32)),
-                NORM_STATS: np.ascontiguousarray(stats, dtype=np.float32)}
-        return self._run(tile_request, feed)
+
+        def run(part: np.ndarray, part_stats: np.ndarray) -> np.ndarray:
+            feed = {0: self.to_model_feed(part), NORM_STATS: np.ascontiguousarray(part_stats, dtype=np.float32)}
+            return self.from_model_output(tile_request.infer(feed)[0].copy())
+
+        return self.in_model_batches(run, batch, stats)
 
     def _norm_stats_requests(self) -> tuple[Any, Any]:
         # Derived lazily: most runs never tile, and each derived model is a second compilation.
@@ -349,18 +353,6 @@ class OpenVinoRunner(Runner):
             self._derived = (self._compile(stats_model).create_infer_request(),
                              self._compile(tile_model).create_infer_request())
         return self._derived
-
-    def _to_model(self, batch: np.ndarray) -> np.ndarray:
-        if not self.info.uint8_io:
-            return batch
-        # Exactly what cg_export.images.to_uint8 does to an image, in the model's NHWC layout.
-        return np.ascontiguousarray(np.clip(np.rint((batch + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
-
-    def _run(self, request: Any, feed: dict[Any, np.ndarray]) -> np.ndarray:
-        output = request.infer(feed)[0]
-        if self.info.uint8_io:
-            return np.ascontiguousarray(output.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
-        return output.copy()
 
 
 def _device_label(devices: list[str]) -> str:

@@ -56,7 +56,7 @@ class Backend:
 
 BACKENDS: tuple[Backend, ...] = (
     Backend("torch", "PyTorch", (".pt", ".pth"), "cg_export.backends.torch", "TorchRunner",
-            frozenset({"device", "half", "channels_last", "arch"}), "torch", "pip install torch"),
+            frozenset({"device", "half", "channels_last", "arch", "threads"}), "torch", "pip install torch"),
     Backend("onnxruntime", "ONNX Runtime", (".onnx",), "cg_export.backends.onnxruntime", "OnnxRuntimeRunner",
             frozenset({"providers", "threads"}), "onnxruntime", ONNXRUNTIME_HINT,
             "cg_export.metadata:read_onnx_metadata"),

@@ -12,6 +12,7 @@ from torch import nn
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError
 from cg_export.metadata import ArtifactMetadata
+from cg_export.threads import check_threads, default_threads
 
 
 class TorchRunner(Runner):
@@ -24,13 +25,17 @@ class TorchRunner(Runner):
         channels_last: Use the channels-last memory format (faster convolutions on tensor-core GPUs).
         source: What is known of the checkpoint the model came from (its format and content hash), for ``info``.
         path: The checkpoint file, for ``info``.
+        threads: CPU threads PyTorch computes with (a process-wide setting, applied on ``activate()``);
+            ``None``: the cores this process may use (:func:`cg_export.threads.default_threads`).
     """
 
     name = "torch"
 
     def __init__(self, model: nn.Module, device: str = "cpu", half: bool = False, channels_last: bool = False,
-                 source: ArtifactMetadata | None = None, path: Path | None = None):
+                 source: ArtifactMetadata | None = None, path: Path | None = None, threads: int | None = None):
         super().__init__()
+        check_threads(threads, "threads")
+        self.threads = threads
         self.model = model
         self.path = path
         self.source = source
@@ -58,6 +63,9 @@ class TorchRunner(Runner):
             raise BackendError(
                 f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"
             )
+        # PyTorch's default is one thread per machine core, whatever a container or affinity mask leaves us; too
+        # many threads made a small generator 9-45x slower on a busy machine than one thread.
+        torch.set_num_threads(self.threads or default_threads())
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
         source = self.source or ArtifactMetadata()
         config = dict(getattr(self.model, "config", {}) or {})

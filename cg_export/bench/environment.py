@@ -9,9 +9,15 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from cg_export.threads import available_cores, default_threads
 
-def describe_environment() -> dict[str, Any]:
-    """The machine a report was measured on: CPU model and cores, GPU name, Python and library versions.
+
+def describe_environment(threads: int | None = None) -> dict[str, Any]:
+    """The machine a report was measured on: CPU model and cores, the cores this process may use and the CPU
+    threads models ran with, GPU name, Python and library versions.
+
+    Args:
+        threads: The ``--threads`` the models ran with; ``None``: :func:`cg_export.threads.default_threads`.
 
     PyTorch is asked for the GPU only when it is already imported (a PyTorch model or the reference ran); otherwise
     ``nvidia-smi`` is, so an ONNX-only run on a device without PyTorch still names its GPU.
@@ -28,7 +34,8 @@ def describe_environment() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             continue
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": _gpu_name(), "python": platform.python_version(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": available_cores(),
+            "threads": threads or default_threads(), "gpu": _gpu_name(), "python": platform.python_version(),
             "versions": versions}
 
 

@@ -22,6 +22,8 @@ from cg_export.bench.timing import LatencyStats, TimingSettings, time_calls, tim
 from cg_export.errors import CgExportError, ParityError
 from cg_export.files import sha256_of
 from cg_export.images import fit_to_size, sample_photographs, to_model_input
+from cg_export.sizes import round_up
+from cg_export.threads import check_threads
 
 DEFAULT_SIZES = ((256, 256),)
 DEFAULT_BATCHES = (1,)
@@ -41,8 +43,9 @@ class ReferenceOutputs:
     The CPU is the reference device on purpose: CUDA convolutions in "fp32" use TF32 by default on recent GPUs.
     """
 
-    def __init__(self, reference: Reference):
+    def __init__(self, reference: Reference, threads: int | None = None):
         self.reference = reference
+        self.threads = threads
         self.runner: Runner | None = None
         self._sha256: str | None = None
         self.unavailable = None if reference.path else f"no parity: {reference.reason}"
@@ -58,12 +61,18 @@ class ReferenceOutputs:
         try:
             if self.runner is None:
                 assert self.reference.path is not None
-                runner = runner_for(self.reference.path, device="cpu")
+                runner = runner_for(self.reference.path, device="cpu", threads=self.threads)
                 runner.activate()
                 self.runner = runner  # only an active runner: source_sha256() asks it for its description
-            self.cache[key] = self.runner(inputs)
         except CgExportError as exc:
             self.unavailable = f"no parity: the reference {self.reference.path} cannot run ({exc})"
+            return None
+        multiple = self.runner.info.size_multiple
+        if height % multiple or width % multiple:
+            return None  # the candidate's row says why the size is wrong; the reference has nothing to add
+        try:
+            self.cache[key] = self.runner(inputs)
+        except Exception:  # a size the reference cannot run (too small for its padding ...): no parity there
             return None
         return self.cache[key]
 
@@ -93,8 +102,12 @@ def run_benchmark(
     reference: Reference | None = None,
     environment: dict[str, Any] | None = None,
     progress: Callable[[BenchResult], None] | None = None,
+    threads: int | None = None,
 ) -> BenchReport:
     """Time every target at every size and batch size and compare its output with the reference.
+
+    Sizes that are not multiples of a model's size multiple, or not a static model's size, become rows saying so;
+    with ``sizes`` not given, a static model runs at its own size.
 
     Each target's runner is activated once; for each size and batch the first run on the photograph batch gives the
     parity output, then come the warm-up runs, the timed end-to-end runs and, where the backend supports it
@@ -103,7 +116,7 @@ def run_benchmark(
 
     Args:
         targets: What to benchmark (see :func:`targets_from_files`).
-        sizes: ``(height, width)`` pairs; default 256x256.
+        sizes: ``(height, width)`` pairs; default 256x256 (a static model: its size).
         batches: Batch sizes; default 1.
         warmup: Untimed runs per row; default 3.
         iterations: Timed runs per row; default: as many as fit in ``duration_s``.
@@ -111,11 +124,14 @@ def run_benchmark(
         reference: The parity reference (see :func:`find_reference`); ``None``: no parity.
         environment: Machine description for the report; default :func:`describe_environment` after the run.
         progress: Called with each finished row.
+        threads: CPU threads of the reference (the targets' runners take theirs from :func:`targets_from_files`),
+            recorded in the environment; default :func:`cg_export.threads.default_threads`.
 
     Raises:
         CgExportError: invalid sizes, batch sizes or timing options.
     """
     settings = TimingSettings.create(warmup, iterations, duration_s)
+    sizes_given = sizes is not None
     sizes = list(DEFAULT_SIZES if sizes is None else sizes)
     batches = list(DEFAULT_BATCHES if batches is None else batches)
     if not sizes or any(h <= 0 or w <= 0 for h, w in sizes):
@@ -123,22 +139,24 @@ def run_benchmark(
     if not batches or any(b < 1 for b in batches):
         raise CgExportError(f"batch sizes {batches}: need at least one, each 1 or more")
     reference = reference or Reference(None, f"no reference given; {REFERENCE_HINT}")
-    references = ReferenceOutputs(reference)
+    check_threads(threads)
+    references = ReferenceOutputs(reference, threads)
     results: list[BenchResult] = []
     try:
         for target in targets:
-            for row in _benchmark_target(target, sizes, batches, settings, references):
+            for row in _benchmark_target(target, sizes, batches, settings, references, sizes_given):
                 results.append(row)
                 if progress:
                     progress(row)
     finally:
         references.close()
-    return BenchReport(environment or describe_environment(), results, reference.describe(), settings.describe())
+    return BenchReport(environment or describe_environment(threads), results, reference.describe(),
+                       settings.describe())
 
 
 def _benchmark_target(
     target: BenchTarget, sizes: list[tuple[int, int]], batches: list[int], settings: TimingSettings,
-    references: ReferenceOutputs,
+    references: ReferenceOutputs, sizes_given: bool = True,
 ) -> Iterable[BenchResult]:
     cases = [(h, w, b) for h, w in sizes for b in batches]
     inputs = {case: photograph_batch(*case) for case in cases}
@@ -157,16 +175,46 @@ def _benchmark_target(
         for h, w, b in cases:
             yield BenchResult(target.label, backend, None, None, h, w, b, notes=[str(exc)])
         return
+    static = runner.info.static_size
+    if static is not None and not sizes_given and static not in sizes:
+        # A static model runs only its own size: that is what to time when no size was asked for. Its reference
+        # outputs come after its activation, so the probe starts again from here.
+        cases = [(*static, b) for b in batches]
+        for case in cases:
+            inputs[case] = photograph_batch(*case)
+            expected[case] = references.output(*case, inputs[case][1])
+        probe = MemoryProbe()
+        probe.attach(runner)
+        probe.after_activation(runner)
     source_note = _source_mismatch(target, runner, references)
     try:
         for case in cases:
             label, batch = inputs[case]
+            refused = size_refusal(runner, case[0], case[1])
+            if refused:
+                yield BenchResult(target.label, backend_label(runner), runner.precision, str(runner.device),
+                                  *case, notes=[refused])
+                continue
             yield _benchmark_row(target, runner, case, label, batch, expected[case], settings, probe, references,
                                  source_note)
     finally:
         runner.deactivate()
         del runner
         release_freed_memory()
+
+
+def size_refusal(runner: Runner, height: int, width: int) -> str | None:
+    """Why an active runner's model cannot run ``height`` x ``width`` (not its size multiple, not its static
+    size), or ``None`` when it can."""
+    info = runner.info
+    if info.static_size is not None and (height, width) != tuple(info.static_size):
+        sh, sw = info.static_size
+        return f"{height}x{width}: the model is static {sh}x{sw} and runs only that size (--size {sh}x{sw})"
+    multiple = info.size_multiple
+    if height % multiple or width % multiple:
+        return (f"{height}x{width}: not a multiple of {multiple}, the model's size multiple "
+                f"(e.g. --size {round_up(height, multiple)}x{round_up(width, multiple)})")
+    return None
 
 
 def _benchmark_row(

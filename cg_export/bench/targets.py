@@ -15,6 +15,7 @@ from cg_export.backends.registry import backend_named, read_artifact_metadata
 from cg_export.errors import CgExportError
 from cg_export.files import sha256_of
 from cg_export.metadata import ArtifactMetadata
+from cg_export.threads import check_threads
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -49,6 +50,7 @@ def targets_from_files(
     channels_last: bool | None = None,
     provider: str | None = None,
     backend: str | None = None,
+    threads: int | None = None,
 ) -> list[BenchTarget]:
     """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
@@ -62,11 +64,13 @@ def targets_from_files(
             default: the fastest installed.
         backend: Run every file with this backend (``openvino`` runs ``.onnx`` files too); ``None``: the table's
             default for each file.
+        threads: CPU threads each model runs with; default :func:`cg_export.threads.default_threads`.
 
     Raises:
         CgExportError: a file is missing or has an extension no backend reads.
     """
-    options = {"device": device, "half": half, "channels_last": channels_last,
+    check_threads(threads)
+    options = {"device": device, "half": half, "channels_last": channels_last, "threads": threads,
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for given in map(Path, paths):

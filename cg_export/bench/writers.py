@@ -99,7 +99,8 @@ def to_markdown(report: BenchReport) -> str:
     lines = [
         "# cg-bench report",
         "",
-        (f"- Machine: {env.get('cpu')} ({env.get('cores')} cores), GPU: {env.get('gpu') or 'none'}; "
+        (f"- Machine: {env.get('cpu')} ({env.get('cores')} cores, {env.get('usable_cores', env.get('cores'))} "
+         f"usable, models on {env.get('threads', '?')} threads), GPU: {env.get('gpu') or 'none'}; "
          f"Python {env.get('python')}; {versions}"),
     ]
     if report.timing:

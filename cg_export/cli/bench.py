@@ -13,12 +13,15 @@ from cg_export.cli.options import (
     duration_option,
     iterations_option,
     model_files,
+    threads_option,
     threshold_option,
     torch_device_option,
     warmup_option,
 )
 from cg_export.cli.printer import BenchRowPrinter, echo
 from cg_export.errors import CgExportError
+from cg_export.files import InputFiles, check_output_file
+from cg_export.threads import check_threads
 
 app = new_app("Time generator files (.pt, .onnx, .engine) and check their output against PyTorch fp32.")
 
@@ -42,6 +45,7 @@ def bench(
                                         "name such as CUDAExecutionProvider (default: the fastest installed)."),
     backend: str | None = typer.Option(None, help="Run every model with this backend, e.g. openvino (it runs .onnx "
                                        "files too; default: by extension)."),
+    threads: int | None = threads_option(),
     json_path: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
     markdown: Path | None = typer.Option(None, help="Write the report as a Markdown table."),
     plot: Path | None = typer.Option(None, help="Plot latency by size and backend (.png, .svg, .pdf; "
@@ -59,6 +63,12 @@ def bench(
     from cg_export import bench as lib
 
     sizes = [parse_size(text, "--size") for text in size] if size else None
+    check_threads(threads)
+    inputs = InputFiles([*models, *([reference] if reference else []), *([compare] if compare else [])])
+    for option, path in (("--json", json_path), ("--markdown", markdown), ("--plot", plot)):
+        if path is not None:
+            check_output_file(path, option)
+            inputs.refuse(path, option)
     # Fail before minutes of benchmarking, not after: a bad baseline, or --plot without matplotlib.
     baseline = lib.load_report(compare) if compare else None
     threshold = lib.resolve_threshold(threshold)
@@ -66,12 +76,12 @@ def bench(
         lib.import_pyplot()
     targets = lib.targets_from_files(models, device=device, half=half or None,
                                      channels_last=channels_last or None, provider=provider,
-                                     backend=backend)
+                                     backend=backend, threads=threads)
     found = lib.find_reference(models, reference)
     echo("reference", found.describe())
 
     report = lib.run_benchmark(targets, sizes=sizes, batches=batch or None, warmup=warmup, iterations=iterations,
-                               duration_s=duration, reference=found, progress=BenchRowPrinter())
+                               duration_s=duration, reference=found, progress=BenchRowPrinter(), threads=threads)
     typer.echo("")
     typer.echo(lib.format_table(report))
     for path, write in ((json_path, lib.write_json), (markdown, lib.write_markdown), (plot, lib.write_plot)):

@@ -7,7 +7,10 @@ The options themselves are declared in :mod:`cg_export.cli.options`; what comman
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import typer
@@ -17,19 +20,63 @@ from cg_export.errors import CgExportError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process gets SIGTERM (or SIGHUP), so it unwinds like Ctrl-C does: every
+    :func:`cg_export.files.atomic_output` removes its partial file and earlier outputs stay as they were.
+
+    Attributes:
+        signal_number: The signal received.
+    """
+
+    def __init__(self, signal_number: int):
+        self.signal_number = signal_number
+        super().__init__(signal.Signals(signal_number).name)
+
+
+def _raise_terminated(signal_number: int, frame: object) -> None:
+    raise Terminated(signal_number)
+
+
+@contextmanager
+def signals_unwind() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` and SIGINT raises ``KeyboardInterrupt`` (even
+    where a parent process set it to be ignored); the previous handlers come back on the way out.
+
+    Only the main thread can install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = {signal.SIGTERM: _raise_terminated, signal.SIGINT: signal.default_int_handler}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = _raise_terminated
+    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def reports_errors(command: F) -> F:
     """Turn expected failures into ``error: <message>`` on stderr and a non-zero exit, with no traceback.
 
+    Ctrl-C, SIGTERM and SIGHUP stop the command the same way (partial outputs removed, exit 128 + the signal).
     Unexpected exceptions still show their traceback: they are bugs, and the traceback is what a bug report needs.
     """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with signals_unwind():
+                return command(*args, **kwargs)
         except CgExportError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            typer.echo(f"stopped by {signal.Signals(exc.signal_number).name}; no output was left half-written",
+                       err=True)
+            raise typer.Exit(128 + exc.signal_number) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; no output was left half-written", err=True)
             raise typer.Exit(130) from None

@@ -19,6 +19,7 @@ import typer
 from cg_export import bench
 from cg_export.backends.registry import BACKENDS
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET
+from cg_export.images import DEFAULT_MAX_PIXELS
 from cg_export.parity import DEFAULT_MIN_PSNR
 from cg_export.stylize import StylizeOptions
 from cg_export.tiling import DEFAULT_OVERLAP, DEFAULT_STATS_SIZE
@@ -80,6 +81,12 @@ def torch_device_option() -> Any:
     return typer.Option(None, help="PyTorch device for .pt models: cpu, cuda, cuda:1 (default: cpu).")
 
 
+def threads_option() -> Any:
+    """``--threads``: CPU threads a model runs with (ONNX Runtime intra-op threads, PyTorch threads)."""
+    return typer.Option(None, help="CPU threads the model runs with (default: the cores this process may use, "
+                                   "from its CPU affinity and cgroup quota).")
+
+
 def progress_option(help: str = "Show progress bars.") -> Any:
     """``--progress/--no-progress`` (on by default)."""
     return typer.Option(True, "--progress/--no-progress", help=help)
@@ -116,6 +123,12 @@ def stats_size_option() -> Any:
     """``--stats-size``."""
     return typer.Option(None, help=f"Thumbnail side for whole-image InstanceNorm statistics "
                                    f"(default {DEFAULT_STATS_SIZE}).")
+
+
+def max_pixels_option() -> Any:
+    """``--max-pixels``: the largest image read, so a tiny file claiming a huge picture is refused."""
+    return typer.Option(None, help=f"Refuse images with more pixels than this before decoding them "
+                                   f"(default {DEFAULT_MAX_PIXELS:,}; raise it for very large photographs).")
 
 
 def tile_batch_option() -> Any:
