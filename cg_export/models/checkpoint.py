@@ -31,6 +31,7 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.models.layers import read_norm
 from cg_export.models.mobile_resnet import describe_mobile_resnet, infer_mobile_resnet_config, is_mobile_resnet_state
 from cg_export.models.registry import create_generator
 
@@ -341,19 +342,6 @@ def _refuse_known_non_generators(state_dict: dict[str, torch.Tensor], path: Path
 
 def _conv_indices(state_dict: dict[str, torch.Tensor]) -> list[int]:
     return sorted({int(m.group(1)) for k in state_dict if (m := re.fullmatch(r"model\.(\d+)\.weight", k))})
-
-
-def read_norm(state_dict: dict[str, torch.Tensor], conv_key: str, norm_key: str) -> str:
-    """The normalisation after the convolution ``conv_key``, read from the keys the norm layer ``norm_key`` left.
-
-    BatchNorm leaves an affine ``weight`` and running statistics; InstanceNorm (CycleGAN's, no affine) and
-    ``--norm none`` (``Identity``) leave nothing, and are told apart by the convolution's bias, which the
-    reference code gives to InstanceNorm only.
-    """
-    weight = state_dict.get(f"{norm_key}.weight")
-    if weight is not None and weight.dim() == 1:
-        return "batch"
-    return "instance" if f"{conv_key}.bias" in state_dict else "none"
 
 
 def _infer_resnet(state_dict: dict[str, torch.Tensor], upsample: str, block_attr: str) -> dict[str, Any]:

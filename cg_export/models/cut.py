@@ -171,7 +171,7 @@ def infer_cut_config(state_dict: dict[str, Tensor]) -> dict[str, Any]:
         CheckpointError: the keys are incomplete.
     """
     from cg_export.errors import CheckpointError
-    from cg_export.models.checkpoint import read_norm
+    from cg_export.models.layers import read_norm
 
     first = state_dict.get("model.1.weight")
     blocks = sorted({int(m.group(1)) for k in state_dict if (m := re.match(r"model\.(\d+)\.conv_block\.", k))})

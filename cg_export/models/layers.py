@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 NORMS = ("instance", "batch", "none")
@@ -31,3 +33,16 @@ def conv_bias_for(norm: str) -> bool:
     none`` (a plain function returning ``Identity``) both leave the convolutions without bias.
     """
     return norm == "instance"
+
+
+def read_norm(state_dict: dict[str, Any], conv_key: str, norm_key: str) -> str:
+    """The normalisation after the convolution ``conv_key``, read from the keys the norm layer ``norm_key`` left.
+
+    BatchNorm leaves an affine ``weight`` and running statistics; InstanceNorm (CycleGAN's, no affine) and
+    ``--norm none`` (``Identity``) leave nothing, and are told apart by the convolution's bias, which the
+    reference code gives to InstanceNorm only.
+    """
+    weight = state_dict.get(f"{norm_key}.weight")
+    if weight is not None and weight.dim() == 1:
+        return "batch"
+    return "instance" if f"{conv_key}.bias" in state_dict else "none"
