@@ -23,6 +23,7 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.models import safety
 from cg_export.models.registry import create_generator
 
 FORMAT = "cg-export.generator"
@@ -160,13 +161,16 @@ def _read_checkpoint(path: Path) -> Any:
     # Anything else is not a checkpoint, and is never handed to an unpickler at all.
     if not (data.startswith(b"PK\x03\x04") or data[:1] == b"\x80"):
         raise CheckpointError(f"{path}: {_NOT_A_CHECKPOINT}")
+    safety.check_archive(path, data)
     try:
         with warnings.catch_warnings():
             # Files written with pickle protocol > 2 warn on every load; the safe unpickler handles them.
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here; each one means "not a loadable checkpoint"
         raise CheckpointError(f"{path}: {_explain_load_failure(exc)}") from None
+    safety.check_tensors(path, payload)
+    return payload
 
 
 def _explain_load_failure(exc: Exception) -> str:
@@ -179,7 +183,7 @@ def _explain_load_failure(exc: Exception) -> str:
             "tensors and state dicts are loaded. If you trust its origin, re-save model.state_dict() with torch.save"
         )
     if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
-        return "truncated or corrupt checkpoint (the archive is incomplete); copy or download it again"
+        return safety.TRUNCATED
     return _NOT_A_CHECKPOINT
 
 
@@ -336,13 +340,16 @@ def _build_and_load(config: dict[str, Any], state_dict: dict[str, torch.Tensor],
     name = config.pop("name", None)
     if not isinstance(name, str):
         raise CheckpointError(f"{path}: the checkpoint's config names no architecture")
-    model = create_generator(name, **config)
-    result = _fit_report(model, state_dict)
+    # Shapes are compared with the network as planned on the meta device, before any of it is allocated.
+    with torch.device("meta"):
+        planned = create_generator(name, **config)
+    result = _fit_report(planned, state_dict)
     if result:
         raise ArchitectureError(
-            f"{path}: the weights do not fit {describe_architecture(model.config)}: {result}; "
+            f"{path}: the weights do not fit {describe_architecture(planned.config)}: {result}; "
             "check --arch or that this is the right file"
         )
+    model = create_generator(name, **config)
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     return model.eval()
 

@@ -1,0 +1,162 @@
+"""Hostile, broken and unlucky files: each is refused in one line, before it can commit memory or pass as correct.
+
+Every file here is built in a fixture, a few hundred bytes to a few kilobytes each.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, make_generator
+from typer.testing import CliRunner
+
+from cg_export.errors import ArchitectureError, CheckpointError, ParityError
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
+from cg_export.models import create_generator, load_generator, save_generator
+from cg_export.models.safety import MAX_PARAMETERS
+from cg_export.parity import ParityReport, check_parity, compare_outputs
+
+
+def _cli(*args: str):
+    from cg_export.cli.export import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- Garbage verified as correct: NaN and Inf ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_checkpoint_with_a_non_finite_weight_is_refused_at_load(tmp_path, value):
+    state = make_generator("resnet", **TINY).state_dict()
+    state["model.1.weight"][0, 0, 0, 0] = value
+    torch.save(state, tmp_path / "g.pth")
+    with pytest.raises(CheckpointError, match=r"weight model\.1\.weight holds 1 NaN or infinite"):
+        load_generator(tmp_path / "g.pth")
+
+
+def test_non_finite_weights_in_our_own_format_are_refused_too(tmp_path):
+    model = make_generator("resnet_tiny")
+    with torch.no_grad():
+        next(model.parameters()).fill_(math.nan)
+    save_generator(model, tmp_path / "g.pt")
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        load_generator(tmp_path / "g.pt")
+
+
+def test_non_finite_outputs_never_pass_parity():
+    ref = np.zeros((1, 3, 8, 8), np.float32)
+    out = ref.copy()
+    out[0, 0, 0, 0] = np.nan
+    case = compare_outputs("x", ref, out)
+    assert math.isnan(case.psnr_db) and math.isnan(case.max_abs_err) and case.non_finite == (1, 0)
+    # Both sides NaN used to round to identical black images: "inf dB (identical)".
+    both = compare_outputs("y", out, out)
+    for report in (ParityReport([case]), ParityReport([both])):
+        for precision in ("fp32", "fp16", "int8"):
+            with pytest.raises(ParityError, match="not finite numbers"):
+                check_parity(report, precision, min_psnr_db=-1e9, max_abs_err=math.inf)
+
+
+def test_export_of_a_generator_that_outputs_nan_fails_and_writes_nothing(checkpoints, tmp_path):
+    generator = load_generator(checkpoints["latest_net_G_A.pth"])
+    with torch.no_grad():
+        generator.model.state_dict()["model.1.weight"].fill_(math.nan)  # as if the load check were bypassed
+    with pytest.raises(ParityError, match="not finite numbers"):
+        export_onnx(generator, tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
+
+
+# --- Tiny files that exhaust memory ----------------------------------------------------------------------------
+
+
+def test_zero_stride_tensor_claiming_a_huge_shape_is_refused_without_allocating(tmp_path):
+    state = make_generator("resnet", **TINY).state_dict()
+    # 4 bytes of data posing as a (100000, 3, 7, 7) weight: 5.9 GB once anything copies it.
+    state["model.1.weight"] = torch.zeros(1).expand(100_000, 3, 7, 7)
+    torch.save(state, tmp_path / "g.pth")
+    assert (tmp_path / "g.pth").stat().st_size < 100_000
+    before = _peak_rss_mb()
+    with pytest.raises(CheckpointError, match=r"refused: tensor model\.1\.weight claims shape \(100000, 3, 7, 7\)"):
+        load_generator(tmp_path / "g.pth")
+    assert _peak_rss_mb() - before < 500
+
+
+def test_zip_bomb_is_refused_from_its_directory_before_loading(tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save(make_generator("resnet", **TINY).state_dict(), good)
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bomb, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info.filename))
+        # 200 MB of zeros deflate to about 200 kB.
+        target.writestr("good/data/999", b"\0" * 200_000_000, compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointError, match="refused: its archive entries would inflate to 200 MB"):
+        load_generator(bomb)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 0.999])
+def test_truncated_checkpoints_give_the_readme_message(tmp_path, cut):
+    good = tmp_path / "good.pth"
+    torch.save(make_generator("resnet", **TINY).state_dict(), good)
+    data = good.read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(CheckpointError, match="truncated or corrupt checkpoint"):
+        load_generator(tmp_path / "cut.pth")
+
+
+def test_shapes_are_checked_against_the_architecture_before_it_is_built(tmp_path):
+    # Consistent but huge first conv (real storage, 2.4 MB): inferring ngf 4096 from it would build a network of
+    # ~5e9 parameters; the mismatch with the other layers is found on the meta device instead.
+    state = make_generator("resnet", **TINY).state_dict()
+    state["model.1.weight"] = torch.zeros(50_000, 3, 2, 2)
+    state["model.1.bias"] = torch.zeros(50_000)
+    torch.save(state, tmp_path / "g.pth")
+    before = _peak_rss_mb()
+    with pytest.raises(ArchitectureError, match="parameters"):
+        load_generator(tmp_path / "g.pth")
+    assert _peak_rss_mb() - before < 500
+
+
+def test_shape_mismatch_is_reported_from_the_planned_network(tmp_path):
+    state = make_generator("resnet", **TINY).state_dict()
+    state["model.4.weight"] = torch.zeros(9, 4, 3, 3)  # ngf 4: the second conv must be (8, 4, 3, 3)
+    torch.save(state, tmp_path / "g.pth")
+    with pytest.raises(ArchitectureError, match=r"shape mismatch model\.4\.weight \(9, 4, 3, 3\) vs \(8, 4, 3, 3\)"):
+        load_generator(tmp_path / "g.pth")
+
+
+def test_huge_ngf_in_a_config_is_refused_with_the_limit_and_estimate(tmp_path):
+    model = make_generator("resnet_tiny")
+    payload = torch.load(save_generator(model, tmp_path / "g.pt"), weights_only=True)
+    payload["config"]["ngf"] = 65536
+    torch.save(payload, tmp_path / "huge.pt")
+    before = _peak_rss_mb()
+    with pytest.raises(ArchitectureError, match=rf"ngf 65536.* M parameters .*the limit is {MAX_PARAMETERS // 10**6} M"):
+        load_generator(tmp_path / "huge.pt")
+    assert _peak_rss_mb() - before < 500
+
+
+def test_create_generator_refuses_absurd_sizes_but_builds_real_ones():
+    with pytest.raises(ArchitectureError, match="would have"):
+        create_generator("resnet_9blocks", ngf=65536)
+    assert create_generator("unet_256") is not None  # the largest default architecture is within the limit
+
+
+def test_init_with_absurd_ngf_is_one_line(tmp_path):
+    result = _cli("init", "resnet_9blocks", "-o", tmp_path / "g.pt", "--ngf", "65536")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: resnet_9blocks (ngf 65536) would have") and "limit" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "g.pt").exists()
+
