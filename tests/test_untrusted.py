@@ -160,3 +160,96 @@ def test_init_with_absurd_ngf_is_one_line(tmp_path):
     assert result.output.startswith("error: resnet_9blocks (ngf 65536) would have") and "limit" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "g.pt").exists()
 
+
+# --- ONNX external data: only from inside the model's own folder -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoints, tmp_path_factory) -> Path:
+    """A tiny self-contained fp32 export (verification off: the export itself is covered elsewhere)."""
+    path = tmp_path_factory.mktemp("exported") / "g.onnx"
+    return export_onnx(checkpoints["latest_net_G_A.pth"], path, OnnxExportOptions(verify=False)).path
+
+
+def _with_external_data(exported: Path, folder: Path) -> Path:
+    import onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(exported))
+    onnx.save_model(model, str(folder / "g.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="g.onnx.data")  # small constants stay inline, as onnx does by default
+    return folder / "g.onnx"
+
+
+def _relocated(legit: Path, location: str, name: str = "hostile.onnx") -> Path:
+    """``legit``'s graph with every external location replaced by ``location`` (the bytes are left alone)."""
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors
+
+    model = onnx.load(str(legit), load_external_data=False)
+    for tensor in _get_all_tensors(model):
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    path = legit.parent / name
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@pytest.fixture
+def external_models(exported, tmp_path) -> dict[str, Path]:
+    legit = _with_external_data(exported, tmp_path / "model")
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes((legit.parent / "g.onnx.data").read_bytes())
+    (legit.parent / "link.bin").symlink_to(outside)
+    return {
+        "legit": legit,
+        "dotdot": _relocated(legit, "../outside.bin", "dotdot.onnx"),
+        "absolute": _relocated(legit, str(outside), "absolute.onnx"),
+        "symlink": _relocated(legit, "link.bin", "symlink.onnx"),
+        "missing": _relocated(legit, "nowhere.bin", "missing.onnx"),
+    }
+
+
+def _open_every_way(path: Path) -> None:
+    """What each command does with an ONNX file: read its metadata (info, bench), run it, check it."""
+    from cg_export.backends.registry import read_artifact_metadata, runner_for
+    from cg_export.check import check_file
+
+    read_artifact_metadata(path)
+    check_file(path, "trt=10.3")
+    with runner_for(path, providers=["CPUExecutionProvider"]) as runner:
+        runner(np.zeros((1, 3, 16, 16), np.float32))
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("dotdot", "outside the model's folder"),
+    ("absolute", "an absolute path"),
+    ("symlink", "outside the model's folder"),
+    ("missing", "does not exist beside the model"),
+])
+def test_external_data_outside_the_model_folder_is_refused_everywhere(external_models, kind, message):
+    from cg_export.backends.registry import read_artifact_metadata, runner_for
+    from cg_export.check import check_file
+    from cg_export.errors import CgExportError
+
+    path = external_models[kind]
+    for step in (lambda: read_artifact_metadata(path), lambda: check_file(path, "trt=10.3"),
+                 lambda: runner_for(path).activate()):
+        with pytest.raises(CgExportError, match=f"refused: tensor .* keeps its data in .*{message}"):
+            step()
+
+
+def test_external_data_refusal_is_one_line_in_the_cli(external_models):
+    result = _cli("check", external_models["dotdot"])
+    assert result.exit_code != 0 and result.output.count("\n") == 1
+    assert result.output.startswith("error: ") and "outside the model's folder" in result.output
+
+
+def test_legitimate_external_data_works_from_any_working_directory(external_models, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    _open_every_way(external_models["legit"])
+    assert _cli("check", external_models["legit"], "--target", "trt=10.3").exit_code == 0
+
