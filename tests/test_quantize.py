@@ -166,3 +166,10 @@ def test_equalization_keeps_the_float_output(checkpoints, photo_folder):
     assert np.abs(before - after).max() < 1e-2  # only the norms' epsilon weighs differently
     changed = [i.name for i in equalized.graph.initializer if i.name.endswith("_equalized_bias")]
     assert len(changed) == sum(1 for n in graph.graph.node if n.op_type == "InstanceNormalization")
+
+
+def test_unreadable_calibration_files_are_reported_not_dropped_silently(photo_folder):
+    skipped: list[str] = []
+    batches = list(calibration_batches(photo_folder, size=64, skipped=skipped))
+    assert len(batches) == 3 and len(skipped) >= 1
+    assert len(skipped) == 1 and skipped[0].startswith("broken.png (") and skipped[0].endswith(")")

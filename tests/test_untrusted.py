@@ -253,3 +253,201 @@ def test_legitimate_external_data_works_from_any_working_directory(external_mode
     _open_every_way(external_models["legit"])
     assert _cli("check", external_models["legit"], "--target", "trt=10.3").exit_code == 0
 
+
+# --- Silently wrong options: refused before anything is loaded -----------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch", "0"], "--batch 0: a fixed batch is 1 to"),
+    (["--batch", "-3"], "--batch -3: a fixed batch is 1 to"),
+    (["--opset", "99"], "--opset 99: choose 17"),
+    (["--opset", "16"], "--opset 16: choose 17"),
+    (["--int8"], "--int8 needs --calib DIR"),
+    (["--int8", "--calib", "no-such-folder"], "--calib no-such-folder: no such folder"),
+    (["--verify-photos", "no-such-folder"], "--verify-photos no-such-folder: no such folder"),
+    (["--threads", "0"], "--threads 0: expected 1 or more"),
+])
+def test_bad_export_options_are_refused_before_the_checkpoint_is_read(tmp_path, args, message):
+    # The checkpoint does not even exist: an option error must come first.
+    result = _cli("onnx", tmp_path / "missing.pt", *args)
+    assert result.exit_code == 1 and result.output == f"error: {result.output[7:]}"
+    assert message in result.output and "no such file" not in result.output
+
+
+def test_opsets_in_range_are_written_as_asked(checkpoints, tmp_path):
+    import onnx
+
+    result = export_onnx(checkpoints["latest_net_G_A.pth"], tmp_path / "g.onnx",
+                         OnnxExportOptions(opset=19, verify=False))
+    written = [o.version for o in onnx.load(str(result.path)).opset_import if o.domain in ("", "ai.onnx")]
+    assert result.opset == 19 and written == [19]
+
+
+def test_corrupt_training_state_is_one_line_on_resume(tmp_path):
+    from training.cli import app
+    from training.trainer import STATE_FILE, STATE_FORMAT, read_state
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    torch.save({"format": STATE_FORMAT, "version": 1, "options": {}}, run / STATE_FILE)
+    result = CliRunner().invoke(app, [str(tmp_path), "--name", "r", "--out", str(tmp_path / "runs"), "--resume"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the training state lacks dataset" in result.output and result.output.count("\n") == 1
+    state = {"format": STATE_FORMAT, "version": 1, "options": {}, "dataset": {}, "epoch": 1, "step_in_epoch": 0,
+             "global_step": 1, "elapsed_seconds": 1.0, "last_losses": {}, "loss_sums": {}, "log_bytes": 0,
+             "rng": {}, "model": {"G_AB": {"w": torch.tensor([math.nan])}, "G_BA": {}, "D_A": {}, "D_B": {}}}
+    torch.save(state, run / STATE_FILE)
+    from training.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"G_AB\.w holds NaN"):
+        read_state(run / STATE_FILE)
+    state["epoch"] = "one"
+    torch.save(state, run / STATE_FILE)
+    with pytest.raises(TrainingError, match="has a malformed epoch"):
+        read_state(run / STATE_FILE)
+
+
+# --- Misleading output ------------------------------------------------------------------------------------------
+
+
+def test_init_refuses_to_replace_a_file_unless_forced(tmp_path):
+    target = tmp_path / "g.pt"
+    target.write_bytes(b"precious")
+    result = _cli("init", "resnet", "--ngf", "4", "--n-blocks", "1", "-o", target)
+    assert result.exit_code == 1 and "already exists; pass --force" in result.output
+    assert target.read_bytes() == b"precious"
+    assert _cli("init", "resnet", "--ngf", "4", "--n-blocks", "1", "-o", target, "--force").exit_code == 0
+    assert load_generator(target).config["ngf"] == 4
+
+
+def test_same_weights_saved_twice_have_the_same_weights_digest(tmp_path):
+    model = make_generator("resnet", **TINY)
+    torch.save(model.state_dict(), tmp_path / "a.pth")
+    save_generator(model, tmp_path / "b.pt", meta={"other": "meta"})
+    a, b = load_generator(tmp_path / "a.pth"), load_generator(tmp_path / "b.pt")
+    assert a.sha256 != b.sha256  # the files differ
+    assert a.weights_sha256 == b.weights_sha256 and len(a.weights_sha256) == 64
+    assert load_generator(tmp_path / "a.pth").weights_sha256 == a.weights_sha256
+    assert make_generator("resnet", seed=1, **TINY) is not None
+    torch.save(make_generator("resnet", seed=1, **TINY).state_dict(), tmp_path / "c.pth")
+    assert load_generator(tmp_path / "c.pth").weights_sha256 != a.weights_sha256
+
+
+def test_export_records_the_weights_digest_and_info_reports_it(checkpoints, exported):
+    from cg_export.backends.registry import read_artifact_metadata
+
+    generator = load_generator(checkpoints["latest_net_G_A.pth"])
+    assert read_artifact_metadata(exported).source_sha256 == generator.weights_sha256
+    result = _cli("info", exported)
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) for line in result.output.splitlines())
+    assert lines["precision"] == "fp32" and "float32 NCHW in [-1, 1], 3 -> 3 channels" in lines["I/O"]
+    assert lines["shapes"] == "input float32[batch, 3, height, width] -> output float32[batch, 3, height, width]"
+    assert generator.weights_sha256 in lines["source"] and lines["graph"].startswith("opset 17")
+    ckpt = _cli("info", checkpoints["latest_net_G_A.pth"])
+    assert ckpt.exit_code == 0 and f"sha256 {generator.weights_sha256}" in ckpt.output
+    assert "pytorch-CycleGAN-and-pix2pix" in ckpt.output and "resnet_2blocks" in ckpt.output
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("size_multiple", "100000", "size_multiple metadata is 100000, outside"),
+    ("size_multiple", "abc", "size_multiple metadata is 'abc', not a whole number"),
+    ("size_multiple", "0", "size_multiple metadata is 0, outside"),
+    ("architecture", "{not json", "architecture metadata is not valid JSON"),
+    ("architecture", '{"ngf": 1000000}', "has ngf 1000000, outside"),
+    ("precision", "fp64", "precision metadata is 'fp64'"),
+])
+def test_bad_metadata_is_one_line_in_info_and_every_tool(tmp_path, exported, key, value, message):
+    import onnx
+
+    from cg_export.backends.registry import runner_for
+    from cg_export.errors import BackendError
+
+    model = onnx.load(str(exported))
+    for prop in model.metadata_props:
+        if prop.key == f"cg_export.{key}":
+            prop.value = value
+    onnx.save(model, str(tmp_path / "bad.onnx"))
+    result = _cli("info", tmp_path / "bad.onnx")
+    assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1
+    with pytest.raises(BackendError, match=message):
+        runner_for(tmp_path / "bad.onnx").activate()
+
+
+def test_info_on_missing_and_junk_files_is_one_line(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    for path, message in ((tmp_path / "junk.pt", "not a PyTorch checkpoint"),
+                          (tmp_path / "none.onnx", "no such file"),
+                          (tmp_path / "model.txt", "unknown model type")):
+        path.touch() if path.suffix == ".txt" else None
+        result = _cli("info", path)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_uint8_io_export_says_so(checkpoints, tmp_path):
+    result = _cli("onnx", checkpoints["latest_net_G_A.pth"], "-o", tmp_path / "u.onnx", "--uint8-io", "--no-verify")
+    assert result.exit_code == 0, result.output
+    assert "(fp32, uint8 I/O, opset 17" in result.output
+    assert "precision fp32, uint8 I/O" in " ".join(_cli("info", tmp_path / "u.onnx").output.split())
+
+
+def test_verify_photos_verifies_on_the_users_photographs(checkpoints, tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(photos / f"mine{i}.png")
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    result = export_onnx(checkpoints["latest_net_G_A.pth"], tmp_path / "g.onnx",
+                         OnnxExportOptions(verify_photos=photos))
+    labels = [case.label for case in result.parity.cases]
+    assert len(labels) == 4 and labels[2].startswith("mine0.png+mine1.png @ ") and labels[3].startswith("mine2.png+mine0.png")
+
+
+# --- Conventions ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module, name", [
+    ("cg_export.cli.export", "cg-export"), ("cg_export.cli.bench", "cg-bench"),
+    ("cg_export.cli.stylize", "cg-stylize"), ("training.cli", "cg-train"), ("cg_demo.cli", "cg-demo"),
+])
+def test_every_command_has_version(module, name, capsys):
+    import importlib
+
+    from cg_export import __version__
+    from cg_export.cli.version import run_app
+
+    run_app(importlib.import_module(module).app, name, ["--version"])
+    assert capsys.readouterr().out == f"{name} {__version__}\n"
+
+
+def test_python_dash_m_cg_export_is_cg_export():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "cg_export", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("cg-export ")
+    listed = subprocess.run([sys.executable, "-m", "cg_export", "list"], capture_output=True, text=True, timeout=120)
+    rows = dict(line.split(None, 1) for line in listed.stdout.splitlines())
+    assert "resnet_9blocks" in rows and "M parameters" in rows["resnet_9blocks"] and "ngf 64" in rows["resnet_9blocks"]
+
+
+def test_readme_library_snippet_runs_as_written(checkpoints, tmp_path, monkeypatch):
+    import re
+    import shutil
+
+    from PIL import Image
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Using it as a library", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shutil.copy(checkpoints["latest_net_G_A.pth"], tmp_path / "latest_net_G_A.pth")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 280, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "README.md", "exec"), {})
+    with Image.open(tmp_path / "photo_stylized.png") as out:
+        assert out.size == (256, 256) and out.mode == "RGB"

@@ -18,6 +18,7 @@ from cg_export.cli.options import (
     warmup_option,
 )
 from cg_export.cli.printer import BenchRowPrinter, echo
+from cg_export.cli.version import run_app
 from cg_export.errors import CgExportError
 
 app = new_app("Time generator files (.pt, .onnx, .engine) and check their output against PyTorch fp32.")
@@ -87,7 +88,7 @@ def bench(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    run_app(app, "cg-bench")
 
 
 if __name__ == "__main__":

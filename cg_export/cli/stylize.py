@@ -18,6 +18,7 @@ from cg_export.cli.options import (
     torch_device_option,
 )
 from cg_export.cli.printer import echo
+from cg_export.cli.version import run_app
 
 app = new_app(f"Stylize photographs, folders and videos with a generator ({model_files()}).")
 
@@ -59,7 +60,7 @@ def stylize(
 
 def main() -> None:
     """Console-script entry point of ``cg-stylize``."""
-    app()
+    run_app(app, "cg-stylize")
 
 
 if __name__ == "__main__":

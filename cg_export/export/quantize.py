@@ -69,13 +69,15 @@ def find_calibration_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def calibration_batches(folder: str | Path, size: int = 256, limit: int | None = None) -> Iterator[np.ndarray]:
+def calibration_batches(folder: str | Path, size: int = 256, limit: int | None = None,
+                        skipped: list[str] | None = None) -> Iterator[np.ndarray]:
     """Yield calibration inputs from the photographs in ``folder``.
 
     Each photograph is resized to cover ``size`` x ``size`` and centre-cropped (CycleGAN's own training crops,
     so activations are those the generator was trained on), then normalised exactly as at inference
     (:func:`cg_export.images.to_model_input`). One size for all: ONNX Runtime's histogram calibrators need it.
-    Unreadable files are skipped; if none is readable the error says so.
+    Unreadable files are skipped (each one's ``name (reason)`` appended to ``skipped``, so the caller can say
+    so); if none is readable the error says so. Images are read one at a time, as they are consumed.
 
     Raises:
         CgExportError: missing folder, no images, or no readable image.
@@ -88,6 +90,8 @@ def calibration_batches(folder: str | Path, size: int = 256, limit: int | None =
             image = load_image(path)
         except ImageError as exc:
             failures.append(str(exc))
+            if skipped is not None:
+                skipped.append(f"{path.name} ({str(exc).removeprefix(str(path)).lstrip(': ')})")
             continue
         yielded += 1
         yield to_model_input([fit_to_size(image, size, size)])
@@ -160,6 +164,8 @@ def quantize_int8(
         # folds these constant int32 DequantizeLinear nodes back into float biases (fold_bias_dequantization).
         "QuantizeBias": True,
         "CalibPercentile": recipe.percentile,
+        # MinMax merges its ranges every few batches instead of keeping every activation of every image.
+        "CalibMaxIntermediateOutputs": 4,
     }
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"

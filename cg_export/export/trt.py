@@ -387,6 +387,9 @@ def _load_source(source: Path, arch: str | None) -> _Source:
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
     if source.suffix.lower() in backend_named("onnxruntime").suffixes:  # what the table calls an ONNX file
+        from cg_export.external_data import check_external_data
+
+        check_external_data(source)  # before onnx.load reads any external data file
         try:
             model = onnx.load(str(source))
         except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
@@ -400,7 +403,8 @@ def _load_source(source: Path, arch: str | None) -> _Source:
     generator = load_generator(source, arch=arch)
     model = to_onnx_graph(generator.model)
     add_metadata(model, generator, "fp32")
-    return _Source(source, "checkpoint", model, generator.sha256, generator.model.size_multiple, generator.sha256,
+    return _Source(source, "checkpoint", model, generator.sha256, generator.model.size_multiple,
+                   generator.weights_sha256,
                    generator)
 
 

@@ -50,6 +50,8 @@ class LoadedGenerator:
         sha256: SHA-256 of the file's bytes.
         meta: The checkpoint's ``meta`` dict (ours) or ``{}``.
         notes: What was cleaned up on the way (dropped keys, stripped prefixes), for the user to see.
+        weights_sha256: Digest of the loaded weights (:func:`cg_export.models.safety.weights_digest`): the same
+            weights saved twice, or by another writer, give the same digest. Exports record it as their source.
     """
 
     model: nn.Module
@@ -59,6 +61,7 @@ class LoadedGenerator:
     sha256: str
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    weights_sha256: str = ""
 
     @property
     def description(self) -> str:
@@ -146,7 +149,8 @@ def load_generator(path: str | Path, arch: str | None = None) -> LoadedGenerator
         else:
             config, source = infer_config(state_dict, path)
     model = _build_and_load(config, state_dict, path)
-    return LoadedGenerator(model, config, source, path, sha256_of(path), meta, notes)
+    return LoadedGenerator(model, config, source, path, sha256_of(path), meta, notes,
+                           safety.weights_digest(model.state_dict()))
 
 
 def _read_checkpoint(path: Path) -> Any:
