@@ -451,3 +451,8 @@ def test_readme_library_snippet_runs_as_written(checkpoints, tmp_path, monkeypat
     exec(compile(snippet, "README.md", "exec"), {})
     with Image.open(tmp_path / "photo_stylized.png") as out:
         assert out.size == (256, 256) and out.mode == "RGB"
+
+
+def test_trt_threads_are_checked_before_anything_is_loaded(tmp_path):
+    result = _cli("trt", tmp_path / "missing.onnx", "--threads", "0")
+    assert result.exit_code == 1 and result.output == "error: --threads 0: expected 1 or more\n"
