@@ -136,16 +136,28 @@ def quantize_int8(
         model = equalize_pre_norm_convs(model, batches)
 
     class _Reader(CalibrationDataReader):
+        """Hands ONNX Runtime the batches a chunk at a time (``set_range``): after each chunk its calibrator folds
+        the activations into its ranges or histograms and drops them, instead of keeping every activation of
+        every photograph until the end (gigabytes for a few hundred photographs)."""
+
         def __init__(self) -> None:
-            iterator = iter(batches)
+            self._bar = None
             if progress:
                 from tqdm import tqdm
 
-                iterator = iter(tqdm(batches, desc="calibrating", unit="img"))
-            self._iterator = iterator
+                self._bar = tqdm(total=len(batches), desc="calibrating", unit="img")
+            self._iterator = iter(batches)
+
+        def __len__(self) -> int:
+            return len(batches)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._iterator = iter(batches[start_index:end_index])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._iterator, None)
+            if batch is not None and self._bar is not None:
+                self._bar.update(1)
             return None if batch is None else {input_name: batch}
 
     exclude = list(recipe.exclude_nodes)
@@ -164,8 +176,9 @@ def quantize_int8(
         # folds these constant int32 DequantizeLinear nodes back into float biases (fold_bias_dequantization).
         "QuantizeBias": True,
         "CalibPercentile": recipe.percentile,
-        # MinMax merges its ranges every few batches instead of keeping every activation of every image.
-        "CalibMaxIntermediateOutputs": 4,
+        # Despite its name, ONNX Runtime applies this chunking to every calibrator: collect_data runs once per
+        # chunk of this many batches (a divisor of their number, as it requires), so memory stays bounded.
+        "CalibStridedMinMax": calibration_chunk(len(batches)),
     }
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -189,6 +202,14 @@ def quantize_int8(
         quantized = onnx.load(str(target))
     # The quantizer keeps the metadata of its input only partially; the caller re-adds provenance.
     return quantized
+
+
+CALIBRATION_CHUNK = 8
+
+
+def calibration_chunk(count: int, largest: int = CALIBRATION_CHUNK) -> int:
+    """The largest chunk size up to ``largest`` that divides ``count`` (ONNX Runtime's chunking needs a divisor)."""
+    return next(size for size in range(min(largest, count), 0, -1) if count % size == 0)
 
 
 @contextlib.contextmanager
