@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import new_app, reports_errors
+from cg_export.cli.version import run_app
 
 app = new_app("Train, export, verify, benchmark and stylize on data the package makes itself; ends with a report.",
               no_args_is_help=False)
@@ -34,7 +35,7 @@ def demo(
 
 def main() -> None:
     """Console-script entry point of ``cg-demo``."""
-    app()
+    run_app(app, "cg-demo")
 
 
 if __name__ == "__main__":

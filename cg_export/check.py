@@ -22,6 +22,7 @@ import onnx
 from onnx import numpy_helper
 
 from cg_export.errors import CgExportError
+from cg_export.external_data import external_data_files as check_external_data_files
 from cg_export.tensorrt.dla import DLA_EXPLICIT_QUANTIZATION_FROM, DLA_MAX_BATCH, DLA_MAX_DIM, DLA_OPS
 from cg_export.tensorrt.parser import (
     OLDEST_CHECKABLE,
@@ -140,6 +141,12 @@ def check_file(path: str | Path, target: str | None = None, dla: bool = False) -
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends for files that are not ONNX
         raise CgExportError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:80]})") from None
+    if check_external_data_files(path, model):
+        # Constants (scales, zero points, pads) are read from the data files, found beside the model, never in
+        # the working directory.
+        from onnx.external_data_helper import load_external_data_for_model
+
+        load_external_data_for_model(model, str(path.resolve().parent))
     if version is None:
         version, _ = default_version()
     return check_model(model, version, dla=dla)

@@ -174,5 +174,8 @@ def read_onnx_metadata(path: str | Path) -> ArtifactMetadata:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError, OSError ...: the file is not ONNX
         raise BackendError(f"{path}: not a readable ONNX file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    from cg_export.external_data import check_external_data
+
+    check_external_data(path, model)
     return ArtifactMetadata.from_props(onnx_props(model), path)
 

@@ -1,7 +1,9 @@
 """Output parity between a reference runner and a candidate, measured on real photographs.
 
 Two numbers per case: the max absolute error of the float outputs (in the generator's [-1, 1] range) and the
-PSNR of the 8-bit images a viewer would see. Identical 8-bit outputs give ``inf`` dB.
+PSNR of the 8-bit images a viewer would see. Identical 8-bit outputs give ``inf`` dB. An output holding NaN or
+infinite values has no parity at all: both numbers are then NaN and :func:`check_parity` fails it, whatever the
+thresholds (NaN outputs round to black 8-bit images, which would otherwise compare as "identical").
 """
 
 from __future__ import annotations
@@ -19,15 +21,35 @@ from cg_export.images import RGB_INPUT, fit_to_size, sample_photographs, to_mode
 # 9-block generator); fp16 and int8 are judged by what a viewer sees (PSNR on 8-bit output).
 DEFAULT_MIN_PSNR = {"fp32": 50.0, "fp16": 40.0, "int8": 30.0}
 FP32_MAX_ABS_ERR = 1e-3
+# What to try next when a precision misses its floor (printed with the failure).
+NEXT_STEP = {
+    "fp32": "check that the checkpoint and --arch are right; lower thresholds only knowingly",
+    "fp16": "ship fp32, or lower --min-psnr knowingly",
+    "int8": "calibrate on more (and more typical) photographs of your own with --calib, try --calib-method "
+            "entropy or percentile, or ship fp16",
+}
 
 
 @dataclass(frozen=True)
 class ParityCase:
-    """Parity of one input batch: its description, max abs error and 8-bit PSNR."""
+    """Parity of one input batch: its description, max abs error and 8-bit PSNR.
+
+    Attributes:
+        label: What the input was.
+        max_abs_err: Largest absolute difference; NaN when an output is not finite.
+        psnr_db: PSNR of the 8-bit images; NaN when an output is not finite.
+        non_finite: NaN or infinite values in the candidate's and the reference's outputs.
+    """
 
     label: str
     max_abs_err: float
     psnr_db: float
+    non_finite: tuple[int, int] = (0, 0)
+
+    @property
+    def finite(self) -> bool:
+        """Whether both outputs were finite numbers."""
+        return self.non_finite == (0, 0)
 
 
 @dataclass
@@ -37,13 +59,22 @@ class ParityReport:
     cases: list[ParityCase] = field(default_factory=list)
 
     @property
+    def finite(self) -> bool:
+        """Whether every case's outputs were finite numbers."""
+        return all(c.finite for c in self.cases)
+
+    @property
     def max_abs_err(self) -> float:
-        """Largest max-abs error over all cases."""
+        """Largest max-abs error over all cases (NaN if any output was not finite)."""
+        if not self.finite:
+            return math.nan
         return max((c.max_abs_err for c in self.cases), default=0.0)
 
     @property
     def psnr_db(self) -> float:
-        """Lowest PSNR over all cases."""
+        """Lowest PSNR over all cases (NaN if any output was not finite)."""
+        if not self.finite:
+            return math.nan
         return min((c.psnr_db for c in self.cases), default=math.inf)
 
     def summary(self) -> str:
@@ -53,7 +84,9 @@ class ParityReport:
 
 
 def format_psnr(psnr_db: float) -> str:
-    """``"inf dB"`` for identical outputs, else one decimal."""
+    """``"inf dB"`` for identical outputs, ``"not a number"`` for non-finite outputs, else one decimal."""
+    if math.isnan(psnr_db):
+        return "not a number (NaN/Inf outputs)"
     return "inf dB (identical)" if math.isinf(psnr_db) else f"{psnr_db:.1f} dB"
 
 
@@ -73,6 +106,10 @@ def compare_outputs(label: str, reference: np.ndarray, candidate: np.ndarray) ->
     """Compare two output batches of the same shape."""
     if reference.shape != candidate.shape:
         raise ParityError(f"{label}: output shapes differ: {reference.shape} vs {candidate.shape}", None)
+    non_finite = (int(np.size(candidate) - np.count_nonzero(np.isfinite(candidate))),
+                  int(np.size(reference) - np.count_nonzero(np.isfinite(reference))))
+    if non_finite != (0, 0):
+        return ParityCase(label, math.nan, math.nan, non_finite)
     err = float(np.max(np.abs(reference.astype(np.float64) - candidate.astype(np.float64))))
     return ParityCase(label, err, psnr_8bit(reference, candidate))
 
@@ -108,6 +145,8 @@ def check_parity(
 ) -> None:
     """Raise :class:`ParityError` when ``report`` misses the thresholds for ``precision``.
 
+    Outputs that are not finite numbers always fail.
+
     Args:
         report: Measured parity.
         precision: ``"fp32"``, ``"fp16"`` or ``"int8"``; picks the default thresholds.
@@ -117,9 +156,17 @@ def check_parity(
     min_psnr = DEFAULT_MIN_PSNR[precision] if min_psnr_db is None else min_psnr_db
     limit = (FP32_MAX_ABS_ERR if precision == "fp32" else math.inf) if max_abs_err is None else max_abs_err
     problems = []
-    if report.psnr_db < min_psnr:
+    broken = [c for c in report.cases if not c.finite]
+    if broken:
+        candidate, reference = (sum(c.non_finite[i] for c in broken) for i in (0, 1))
+        problems.append(f"the outputs are not finite numbers ({candidate} NaN/Inf values from the model checked, "
+                        f"{reference} from the reference, on {', '.join(c.label for c in broken)}): its weights "
+                        "or graph are broken")
+    elif report.psnr_db < min_psnr:
         problems.append(f"PSNR {format_psnr(report.psnr_db)} < {min_psnr:g} dB")
-    if report.max_abs_err > limit:
+    if not broken and report.max_abs_err > limit:
         problems.append(f"max abs error {report.max_abs_err:.2e} > {limit:.0e}")
     if problems:
-        raise ParityError(f"{precision} parity check failed: {'; '.join(problems)} ({report.summary()})", report)
+        advice = "" if broken else f"; {NEXT_STEP[precision]}"
+        raise ParityError(f"{precision} parity check failed: {'; '.join(problems)} ({report.summary()}){advice}",
+                          report)

@@ -166,3 +166,34 @@ def test_equalization_keeps_the_float_output(checkpoints, photo_folder):
     assert np.abs(before - after).max() < 1e-2  # only the norms' epsilon weighs differently
     changed = [i.name for i in equalized.graph.initializer if i.name.endswith("_equalized_bias")]
     assert len(changed) == sum(1 for n in graph.graph.node if n.op_type == "InstanceNormalization")
+
+
+def test_unreadable_calibration_files_are_reported_not_dropped_silently(photo_folder):
+    skipped: list[str] = []
+    batches = list(calibration_batches(photo_folder, size=64, skipped=skipped))
+    assert len(batches) == 3 and len(skipped) >= 1
+    assert len(skipped) == 1 and skipped[0].startswith("broken.png (") and skipped[0].endswith(")")
+
+
+@pytest.mark.parametrize("method", ["percentile", "minmax"])
+def test_calibration_keeps_only_a_chunk_of_activations_at_a_time(checkpoints, photo_folder, monkeypatch, method):
+    from dataclasses import replace
+
+    from onnxruntime.quantization import calibrate
+
+    from cg_export.export.quantize import CALIBRATION_CHUNK, DEFAULT_RECIPE, calibration_chunk
+
+    held: list[int] = []
+    for calibrator in (calibrate.HistogramCalibrater, calibrate.MinMaxCalibrater):
+        original = calibrator.clear_collected_data
+
+        def spy(self, original=original):
+            held.append(len(self.intermediate_outputs))  # activations of how many batches were held at once
+            original(self)
+
+        monkeypatch.setattr(calibrator, "clear_collected_data", spy)
+    batches = list(calibration_batches(photo_folder, size=32)) * 8  # 24 batches
+    graph = to_onnx_graph(load_generator(checkpoints["latest_net_G_A.pth"]).model)
+    quantize_int8(graph, batches, replace(DEFAULT_RECIPE, calibration_method=method, equalize_pre_norm=False))
+    assert held and max(held) <= CALIBRATION_CHUNK and sum(held) == len(batches)
+    assert (calibration_chunk(500), calibration_chunk(13), calibration_chunk(16), calibration_chunk(3)) == (5, 1, 8, 3)

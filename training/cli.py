@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import new_app, reports_errors
+from cg_export.cli.options import threads_option
+from cg_export.cli.version import run_app
 from training.options import TrainOptions
 
 #: The defaults the help quotes: the library's own (every unset option reaches it as ``None``).
@@ -61,13 +63,22 @@ def train_command(
     samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid "
                                        f"(default: {DEFAULTS.samples})."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay).
 
     On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
     """
+    import torch
+
+    from cg_export.errors import CgExportError
+    from cg_export.threads import default_threads
     from training.trainer import DEFAULT_OUT, STATE_FILE, train
 
+    if threads is not None and threads < 1:
+        raise CgExportError(f"--threads {threads}: expected 1 or more")
+    # PyTorch's default (one thread per machine core) is many times slower on a shared or quota-limited machine.
+    torch.set_num_threads(default_threads() if threads is None else threads)
     try:
         train(
             dataroot, name, out=out, resume=resume, progress=progress,
@@ -86,7 +97,7 @@ def train_command(
 
 def main() -> None:
     """Console-script entry point of ``cg-train``."""
-    app()
+    run_app(app, "cg-train")
 
 
 if __name__ == "__main__":

@@ -123,7 +123,29 @@ def read_state(path: Path) -> dict[str, Any]:
         raise TrainingError(f"{path}: not a cg-train training state")
     if state.get("version", 0) > STATE_VERSION:
         raise TrainingError(f"{path}: written by a newer cg-train (state version {state['version']}); upgrade")
+    damaged = "it is damaged: start a new run with another --name"
+    missing = [key for key in _STATE_KEYS if key not in state]
+    wrong = [key for key, kind in _STATE_KEYS.items() if key in state and not isinstance(state[key], kind)]
+    if missing or wrong:
+        what = "lacks " + ", ".join(missing) if missing else "has a malformed " + ", ".join(wrong)
+        raise TrainingError(f"{path}: the training state {what}; {damaged}")
+    for name in ("G_AB", "G_BA", "D_A", "D_B"):
+        weights = state["model"].get(name)
+        if not isinstance(weights, dict):
+            raise TrainingError(f"{path}: the training state holds no {name} weights; {damaged}")
+        for key, tensor in weights.items():
+            if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise TrainingError(f"{path}: {name}.{key} holds NaN or infinite values (training diverged); "
+                                    "resume from an earlier copy or start a new --name")
     return state
+
+
+# What a training state must hold (and of what type) before a run is rebuilt from it.
+_STATE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "options": dict, "dataset": dict, "epoch": int, "step_in_epoch": int, "global_step": int,
+    "elapsed_seconds": (int, float), "last_losses": dict, "loss_sums": dict, "log_bytes": int, "model": dict,
+    "rng": dict,
+}
 
 
 def train(
@@ -364,7 +386,12 @@ class _Run:
         if saved != {d: len(v.files) for d, v in self.data.domains.items()}:
             self.report("note", f"the data root's readable images changed since the last save (then {saved}); "
                                 "the data order from here on differs from the original run's")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:  # missing keys, size mismatch, bad optimiser
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise TrainingError(f"{self.state_path}: the training state does not fit the run's networks ({first}); "
+                                "it is damaged or from another run: start a new one with another --name") from None
         restore_global_rng(state["rng"])
         own = state.get("own")
         if own is not None:

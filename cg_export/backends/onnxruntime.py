@@ -16,6 +16,7 @@ import numpy as np
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.backends.registry import ONNXRUNTIME_HINT
 from cg_export.errors import BackendError
+from cg_export.external_data import check_external_data
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
 from cg_export.optional import import_optional
 from cg_export.threads import check_threads, default_threads
@@ -113,6 +114,7 @@ class OnnxRuntimeRunner(Runner):
         options.enable_cpu_mem_arena = False
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such ONNX file")
+        check_external_data(self.model_path)
         self._options = options
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)

@@ -52,7 +52,7 @@ class TorchRunner(Runner):
         from cg_export.models import load_generator
 
         generator = load_generator(path, arch=arch)
-        source = ArtifactMetadata(source_checkpoint=str(generator.path.resolve()), source_sha256=generator.sha256,
+        source = ArtifactMetadata(source_checkpoint=str(generator.path.resolve()), source_sha256=generator.weights_sha256,
                                   source_format=generator.source_format)
         return cls(generator.model, source=source, path=Path(path), **options)  # type: ignore[arg-type]
 

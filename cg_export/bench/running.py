@@ -77,11 +77,14 @@ class ReferenceOutputs:
         return self.cache[key]
 
     def source_sha256(self) -> str | None:
-        """The reference checkpoint's SHA-256: as its runner read it, or hashed here when it never ran."""
+        """The reference checkpoint's weights digest: as its runner read it, or computed here when it never ran."""
         if self.runner is not None:
             return self.runner.info.source_sha256
         if self._sha256 is None and self.reference.path is not None:
-            self._sha256 = sha256_of(self.reference.path)
+            from cg_export.bench.targets import _weights_sha256
+
+            # What exports record as their source: the weights' digest (the file's, if it cannot be loaded).
+            self._sha256 = _weights_sha256(self.reference.path) or sha256_of(self.reference.path)
         return self._sha256
 
     def close(self) -> None:
@@ -301,7 +304,8 @@ def _source_mismatch(target: BenchTarget, runner: Runner, references: ReferenceO
     recorded = runner.info.source_sha256
     if recorded is None:
         return None
-    if recorded != references.source_sha256():
+    # Exports record the weights' digest; those written before it was introduced, the file's SHA-256.
+    if recorded != references.source_sha256() and recorded != sha256_of(references.reference.path):
         return (f"exported from a different checkpoint than the reference {references.reference.path} "
                 "(SHA-256 differs), so parity compares two different generators")
     return None

@@ -135,13 +135,24 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
             problems.append(f"{path} was exported from {source_path}, which does not exist here")
             continue
         recorded = meta.source_sha256
-        if recorded and sha256_of(source_path) != recorded:
+        # Exports record the weights' digest (older ones the file's): the same weights re-saved still match.
+        if recorded and sha256_of(source_path) != recorded and _weights_sha256(source_path) != recorded:
             problems.append(f"{source_path} has changed since {path} was exported from it (its SHA-256 differs)")
             continue
         return Reference(source_path, f"the source checkpoint recorded in {path}")
     if not problems:
         problems.append("no PyTorch checkpoint among the models and no ONNX model recording its source")
     return Reference(None, f"{'; '.join(problems)}; {REFERENCE_HINT}")
+
+
+def _weights_sha256(path: Path) -> str | None:
+    """The digest of a checkpoint's weights, or ``None`` when it cannot be loaded (its runner will say why)."""
+    try:
+        from cg_export.models import load_generator
+
+        return load_generator(path).weights_sha256
+    except (CgExportError, ImportError):
+        return None
 
 
 def _recorded_metadata(path: Path) -> ArtifactMetadata | None:

@@ -19,6 +19,7 @@ from cg_export.cli.options import (
     warmup_option,
 )
 from cg_export.cli.printer import BenchRowPrinter, echo
+from cg_export.cli.version import run_app
 from cg_export.errors import CgExportError
 from cg_export.files import InputFiles, check_output_file
 from cg_export.threads import check_threads
@@ -100,7 +101,7 @@ def bench(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    run_app(app, "cg-bench")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import typer
 
 from cg_export.cli.common import given, new_app, parse_size, reports_errors
 from cg_export.cli.deploy import register as register_deploy_command
+from cg_export.cli.info import register as register_info_command
 from cg_export.cli.openvino import register as register_openvino_commands
 from cg_export.cli.options import (
     arch_option,
@@ -17,10 +18,13 @@ from cg_export.cli.options import (
     min_psnr_option,
     opset_option,
     output_option,
+    threads_option,
     verify_option,
 )
 from cg_export.cli.printer import echo, print_parity
 from cg_export.cli.trt import register as register_trt_commands
+from cg_export.cli.version import run_app
+from cg_export.export.defaults import MAX_BATCH, VERIFY_PHOTOS_LIMIT
 
 app = new_app("Export CycleGAN generators to ONNX, checked against PyTorch on real photographs.")
 
@@ -39,14 +43,17 @@ def onnx_command(
     output: Path | None = output_option("Output .onnx (default: beside the checkpoint)."),
     opset: int | None = opset_option(),
     static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
-    batch: int | None = typer.Option(None, help="Fix the batch size (default: dynamic)."),
+    batch: int | None = typer.Option(None, help=f"Fix the batch size, 1 to {MAX_BATCH} (default: dynamic)."),
     fp16: bool = fp16_option("Half precision, InstanceNorm kept in fp32, float32 I/O."),
     int8: bool = int8_option("Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
     calib: Path | None = typer.Option(None, help="Folder of your own photographs to calibrate --int8 on."),
     calib_method: str | None = calib_method_option(),
     uint8_io: bool = typer.Option(False, "--uint8-io", help="Take and return uint8 NHWC RGB images (camera bytes)."),
     verify: bool = verify_option("Check ONNX Runtime against PyTorch first."),
+    verify_photos: Path | None = typer.Option(None, help="Also verify on your own photographs in this folder "
+                                              f"(the first {VERIFY_PHOTOS_LIMIT})."),
     min_psnr: float | None = min_psnr_option(),
+    threads: int | None = threads_option(),
     arch: str | None = arch_option(),
     direction: str | None = typer.Option(None, help="A2B or B2A: which generator of a file holding both "
                                          "(U-GAT-IT's *_params_latest.pt; default A2B)."),
@@ -55,9 +62,11 @@ def onnx_command(
     from cg_export.export.onnx import OnnxExportOptions, export_onnx
     from cg_export.models import load_generator
 
+    # Every option is checked here, before the checkpoint is loaded.
     options = OnnxExportOptions(**given(
         opset=opset, static_size=parse_size(static, "--static") if static else None, batch=batch, fp16=fp16,
         int8=int8, calib=calib, calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
+        verify_photos=verify_photos, threads=threads,
     ))
     generator = load_generator(checkpoint, arch=arch, direction=direction)
     echo("loaded", f"{checkpoint} ({generator.source_format}, sha256 {generator.sha256[:12]})")
@@ -65,9 +74,12 @@ def onnx_command(
     for note in generator.notes:
         echo("note", note)
     result = export_onnx(generator, output, options)
+    for note in result.notes:
+        echo("note", note)
     size_mb = result.path.stat().st_size / 1e6
     shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
-    echo("exported", f"{result.path} ({result.precision}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
+    kind = result.precision + (", uint8 I/O" if options.uint8_io else "")
+    echo("exported", f"{result.path} ({kind}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
                      f"in {result.export_seconds:.1f} s")
     print_parity(result.parity, result.precision, "PyTorch", min_psnr)
 
@@ -80,8 +92,15 @@ def init_command(
     ngf: int | None = typer.Option(None, help="Width of the first layer (default: the architecture's)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks (ResNet architectures)."),
     seed: int = typer.Option(0, help="Random seed of the initialisation."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file at -o."),
 ) -> None:
     """Write an untrained generator (CycleGAN's N(0, 0.02) init): for trying the pipeline, tests and benchmarks."""
+    from cg_export.errors import CgExportError
+
+    if output.exists() and not force:
+        raise CgExportError(f"{output} already exists; pass --force to replace it")
+    if output.is_dir():
+        raise CgExportError(f"-o {output}: is a folder; name the .pt file to write")
     import torch
 
     from cg_export.models import create_generator, describe_architecture, save_generator
@@ -96,21 +115,30 @@ def init_command(
 
 @app.command("list")
 def list_command() -> None:
-    """List the generator architectures that can be built or detected."""
-    from cg_export.models import list_generators
+    """List the generator architectures that can be built or detected, one line each."""
+    import torch
 
-    for name in list_generators():
-        typer.echo(name)
+    from cg_export.models import create_generator, describe_architecture, list_generators
+    from cg_export.models.safety import parameter_count
+
+    names = list_generators()
+    width = max(map(len, names))
+    for name in names:
+        with torch.device("meta"):  # shapes only: nothing is allocated to describe an architecture
+            model = create_generator(name)
+        typer.echo(f"{name:<{width}}  {describe_architecture(model.config)}, "
+                   f"{parameter_count(model) / 1e6:.1f} M parameters")
 
 
 register_trt_commands(app)
 register_deploy_command(app)
 register_openvino_commands(app)
+register_info_command(app)
 
 
 def main() -> None:
-    """Console-script entry point of ``cg-export``."""
-    app()
+    """Console-script entry point of ``cg-export`` (also ``python -m cg_export``)."""
+    run_app(app, "cg-export")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import typer
 
 from cg_export import bench
 from cg_export.backends.registry import BACKENDS
-from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET
+from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET, MAX_OPSET
 from cg_export.images import DEFAULT_MAX_PIXELS
 from cg_export.parity import DEFAULT_MIN_PSNR
 from cg_export.stylize import StylizeOptions
@@ -97,7 +97,8 @@ def progress_option(help: str = "Show progress bars.") -> Any:
 
 def opset_option() -> Any:
     """``--opset``."""
-    return typer.Option(None, help=f"ONNX opset (default: {DEFAULT_OPSET}, which TensorRT 8.5+ parses).")
+    return typer.Option(None, help=f"ONNX opset, {DEFAULT_OPSET} to {MAX_OPSET} (default: {DEFAULT_OPSET}, which "
+                                   "TensorRT 8.5+ parses).")
 
 
 def calib_method_option() -> Any:

@@ -20,6 +20,7 @@ from cg_export.cli.options import (
     torch_device_option,
 )
 from cg_export.cli.printer import echo
+from cg_export.cli.version import run_app
 from cg_export.errors import CgExportError
 from cg_export.threads import check_threads
 
@@ -85,7 +86,7 @@ def _say_skipped(path: Path, reason: str) -> None:
 
 def main() -> None:
     """Console-script entry point of ``cg-stylize``."""
-    app()
+    run_app(app, "cg-stylize")
 
 
 if __name__ == "__main__":

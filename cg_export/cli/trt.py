@@ -18,6 +18,7 @@ from cg_export.cli.options import (
     int8_option,
     min_psnr_option,
     output_option,
+    threads_option,
     verify_option,
 )
 from cg_export.cli.printer import echo, print_parity
@@ -40,6 +41,7 @@ def trt_command(
     verify: bool = verify_option("Compare with the reference on photographs."),
     min_psnr: float | None = min_psnr_option(),
     arch: str | None = arch_option("Force the architecture of a checkpoint source."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Build a TensorRT engine, check its layers' precision and its output, and write it with a JSON sidecar."""
     from cg_export.errors import CgExportError
@@ -55,6 +57,7 @@ def trt_command(
     options = EngineOptions(
         fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache, dla_core=dla_core,
         builder_optimization_level=builder_optimization_level, verify=verify, min_psnr_db=min_psnr, arch=arch,
+        threads=threads,
         **shapes,
     )
     result = build_engine(source, output, options)

@@ -9,6 +9,16 @@ from __future__ import annotations
 #: The opset the ONNX exporter writes, also the oldest it accepts: TensorRT 8.5+ (JetPack 5) parses it.
 DEFAULT_OPSET = 17
 
+#: The newest opset the exporter writes as asked (torch 2.13's dynamo exporter writes 17-23; for a larger number it
+#: silently writes 18, so larger ones are refused rather than printed as one thing and written as another).
+MAX_OPSET = 23
+
+#: How many of the user's ``--verify-photos`` an export is verified on (in addition to the bundled photographs).
+VERIFY_PHOTOS_LIMIT = 16
+
+#: Largest fixed batch ``--batch`` accepts (the dynamic batch dimension's upper bound, too).
+MAX_BATCH = 4096
+
 #: How int8 calibration turns activation statistics into ranges (ONNX Runtime's calibrators).
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 

@@ -10,9 +10,10 @@ generator); ``tests/test_export_onnx.py`` pins that choice.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,13 @@ from torch import nn
 
 from cg_export import __version__
 from cg_export.errors import CgExportError
-from cg_export.export.defaults import DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET
+from cg_export.export.defaults import (
+    DEFAULT_CALIBRATION_METHOD,
+    DEFAULT_OPSET,
+    MAX_BATCH,
+    MAX_OPSET,
+    VERIFY_PHOTOS_LIMIT,
+)
 from cg_export.files import atomic_output
 from cg_export.images import RGB_INPUT, model_input_kind
 from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx_props, write_onnx_metadata
@@ -58,6 +65,7 @@ class OnnxExport:
         opset: The ONNX opset of the graph.
         export_seconds: Time to trace, convert and save (verification excluded).
         parity: Parity against PyTorch, or ``None`` with verification off.
+        notes: What the user should know (e.g. calibration photographs that could not be read).
     """
 
     path: Path
@@ -66,6 +74,7 @@ class OnnxExport:
     opset: int
     export_seconds: float
     parity: ParityReport | None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ class OnnxExportOptions:
     """How :func:`export_onnx` exports, verifies and writes a generator; every default is the exporter's.
 
     Attributes:
-        opset: ONNX opset, 17 (readable by TensorRT 8.5+) or newer.
+        opset: ONNX opset, 17 (readable by TensorRT 8.5+) to :data:`~cg_export.export.defaults.MAX_OPSET`.
         static_size: Fix height and width ``(H, W)``; ``None`` keeps them dynamic.
         batch: Fix the batch size; ``None`` keeps it dynamic.
         fp16: Half-precision weights and activations, InstanceNorm kept in fp32, float32 inputs and outputs.
@@ -83,12 +92,17 @@ class OnnxExportOptions:
         uint8_io: Take uint8 NHWC RGB and return uint8 NHWC RGB (scaling, layout and rounding in the graph), so an
             application can pass camera bytes straight in; verified within one grey level of the float pipeline.
         verify: Compare ONNX Runtime with PyTorch before the file is kept.
+        verify_photos: A folder of the user's own photographs to verify on as well as the bundled ones (up to
+            :data:`VERIFY_PHOTOS_LIMIT` of them, at the first verification size).
+        threads: CPU threads for verification (ONNX Runtime and PyTorch); ``None`` is
+            :func:`cg_export.threads.default_threads`.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
             30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
 
     Raises:
         CgExportError: options that contradict each other (``fp16`` with ``int8``, ``int8`` without ``calib``,
-            ``calib`` without ``int8``).
+            ``calib`` without ``int8``) or are out of range (opset, batch, size, threads), and folders that do not
+            exist; all found when the options are made, before any checkpoint is loaded.
     """
 
     opset: int = DEFAULT_OPSET
@@ -101,16 +115,38 @@ class OnnxExportOptions:
     uint8_io: bool = False
     verify: bool = True
     min_psnr_db: float | None = None
+    verify_photos: Path | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.opset, int) or not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
+            raise CgExportError(f"--opset {self.opset}: choose {DEFAULT_OPSET} (TensorRT 8.5+) to {MAX_OPSET}, "
+                                "the opsets this exporter writes as asked")
+        if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
+            raise CgExportError(f"--batch {self.batch}: a fixed batch is 1 to {MAX_BATCH}; leave it out for a "
+                                "dynamic batch")
+        if self.static_size is not None and (len(self.static_size) != 2 or min(self.static_size) < 1):
+            raise CgExportError(f"--static {self.static_size}: expected a positive HEIGHTxWIDTH such as 256x256")
+        if self.threads is not None and self.threads < 1:
+            raise CgExportError(f"--threads {self.threads}: expected 1 or more")
+        if self.min_psnr_db is not None and math.isnan(self.min_psnr_db):
+            raise CgExportError("--min-psnr nan: expected a number of dB")
         if self.fp16 and self.int8:
             raise CgExportError("choose one of --fp16 and --int8")
         if self.int8 and self.calib is None:
             raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
         if self.calib is not None and not self.int8:
             raise CgExportError("--calib only applies with --int8")
-        if self.calib is not None and not isinstance(self.calib, Path):
-            object.__setattr__(self, "calib", Path(self.calib))
+        for name in ("calib", "verify_photos"):
+            folder = getattr(self, name)
+            if folder is None:
+                continue
+            object.__setattr__(self, name, Path(folder))
+            if not Path(folder).is_dir():
+                raise CgExportError(f"--{name.replace('_', '-')} {folder}: no such folder; point it at a folder of "
+                                    "your own photographs")
+        if self.verify_photos is not None and not self.verify:
+            raise CgExportError("--verify-photos needs verification; drop --no-verify")
 
     @property
     def precision(self) -> str:
@@ -161,8 +197,12 @@ def export_onnx(
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
         raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
 
+    notes: list[str] = []
     started = time.perf_counter()
     model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
+    written = graph_opset(model)
+    if written != opset:  # never print one opset and write another
+        raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
     if options.fp16:
         from cg_export.export.precision import convert_to_fp16
 
@@ -171,8 +211,12 @@ def export_onnx(
         from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
 
         recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
+        skipped: list[str] = []
         images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
-                                          kind=model_input_kind(generator.config)))
+                                          kind=model_input_kind(generator.config), skipped=skipped))
+        if skipped:
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
         model = quantize_int8(model, images, recipe, progress=True)
     add_metadata(model, generator, precision)
     onnx.checker.check_model(model, full_check=True)
@@ -182,7 +226,12 @@ def export_onnx(
         parity = None
         if verify:
             sizes = [static_size] if static_size else verification_sizes(multiple)
-            parity = verify_against_torch(generator.model, tmp, sizes, batch or 2)
+            kind = model_input_kind(generator.config)
+            inputs = photograph_batches(sizes, batch or 2, input_kind=kind)
+            if options.verify_photos is not None:
+                inputs += folder_batches(options.verify_photos, sizes[0], batch or 2, kind=kind)
+            parity = verify_against_torch(generator.model, tmp, sizes, batch or 2, inputs=inputs,
+                                          threads=options.threads)
             check_parity(parity, precision, min_psnr_db=options.min_psnr_db)
         if options.uint8_io:
             wrapped = wrap_uint8_io(model)
@@ -191,7 +240,7 @@ def export_onnx(
             if verify:
                 check_uint8_io(generator.model, tmp, [static_size] if static_size else verification_sizes(multiple),
                                batch or 2, precision)
-    return OnnxExport(output, generator, precision, opset, export_seconds, parity)
+    return OnnxExport(output, generator, precision, opset, export_seconds, parity, notes)
 
 
 UINT8_INPUT = "image"
@@ -272,16 +321,76 @@ def default_output_path(checkpoint: Path, precision: str) -> Path:
     return checkpoint.with_name(f"{checkpoint.stem}{suffix}.onnx")
 
 
+def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
+                   limit: int = VERIFY_PHOTOS_LIMIT, kind: str = "rgb") -> list[tuple[str, np.ndarray]]:
+    """The first ``limit`` photographs of ``folder`` (sorted, recursive), fitted to ``size``, in full batches, as
+    ``kind`` (:func:`cg_export.images.model_input_kind`) makes them for the model.
+
+    Raises:
+        CgExportError: the folder holds no readable image.
+    """
+    from cg_export.errors import ImageError
+    from cg_export.export.quantize import find_calibration_images
+    from cg_export.images import fit_to_size, load_image, to_model_input
+
+    try:
+        files = find_calibration_images(folder)
+    except CgExportError as exc:
+        raise CgExportError(str(exc).replace("--calib", "--verify-photos", 1)) from None
+    photos, unreadable = [], []
+    for path in files:
+        if len(photos) == limit:
+            break
+        try:
+            photos.append((path.name, fit_to_size(load_image(path), *size)))
+        except ImageError:
+            unreadable.append(path.name)
+    if not photos:
+        raise CgExportError(f"--verify-photos {folder}: none of its {len(files)} images could be read")
+    batches = []
+    for start in range(0, len(photos), photos_per_batch):
+        # The last batch is filled up from the first photographs: a fixed-batch model takes only full batches.
+        group = [photos[(start + i) % len(photos)] for i in range(photos_per_batch)]
+        names = "+".join(name for name, _ in group)
+        batches.append((f"{names} @ {size[0]}x{size[1]}", to_model_input([image for _, image in group], kind)))
+    return batches
+
+
+def graph_opset(model: onnx.ModelProto) -> int:
+    """The default-domain opset of a graph."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def verify_against_torch(
-    model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int]], photos_per_batch: int = 2
+    model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int]], photos_per_batch: int = 2,
+    inputs: list[tuple[str, np.ndarray]] | None = None, threads: int | None = None,
 ) -> ParityReport:
-    """ONNX Runtime (CPU) vs the PyTorch generator on real photographs at each size."""
+    """ONNX Runtime (CPU) vs the PyTorch generator on real photographs at each size.
+
+    Args:
+        model: The PyTorch generator (the reference).
+        onnx_path: The exported file.
+        sizes: ``(height, width)`` of the bundled photographs' batches.
+        photos_per_batch: Photographs per batch.
+        inputs: Batches to use instead of the bundled photographs at ``sizes``.
+        threads: CPU threads for both runtimes; ``None`` is :func:`cg_export.threads.default_threads`.
+    """
     from cg_export.backends.onnxruntime import OnnxRuntimeRunner
     from cg_export.backends.torch import TorchRunner
+    from cg_export.threads import default_threads
 
-    inputs = photograph_batches(sizes, photos_per_batch, input_kind=model_input_kind(model.config))
-    with TorchRunner(model) as reference, OnnxRuntimeRunner(onnx_path, providers=["CPUExecutionProvider"]) as runner:
-        return measure_parity(reference, runner, inputs)
+    if inputs is None:
+        inputs = photograph_batches(sizes, photos_per_batch, input_kind=model_input_kind(model.config))
+    threads = default_threads() if threads is None else threads
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with TorchRunner(model) as reference, OnnxRuntimeRunner(
+            onnx_path, providers=["CPUExecutionProvider"], threads=threads
+        ) as runner:
+            return measure_parity(reference, runner, inputs)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def to_onnx_graph(
@@ -410,7 +519,7 @@ def add_metadata(model: onnx.ModelProto, generator: LoadedGenerator, precision: 
         size_multiple=generator.model.size_multiple,
         architecture=generator.config,
         source_checkpoint=str(generator.path.resolve()),
-        source_sha256=generator.sha256,
+        source_sha256=generator.weights_sha256 or generator.sha256,
         source_format=generator.source_format,
         toolkit_version=__version__,
     ))

@@ -70,14 +70,16 @@ def find_calibration_images(folder: str | Path) -> list[Path]:
 
 
 def calibration_batches(
-    folder: str | Path, size: int = 256, limit: int | None = None, kind: str = RGB_INPUT
+    folder: str | Path, size: int = 256, limit: int | None = None, kind: str = RGB_INPUT,
+    skipped: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield calibration inputs from the photographs in ``folder`` (as ``kind``: RGB, grey-scale or Lab L).
 
     Each photograph is resized to cover ``size`` x ``size`` and centre-cropped (CycleGAN's own training crops,
     so activations are those the generator was trained on), then normalised exactly as at inference
     (:func:`cg_export.images.to_model_input`). One size for all: ONNX Runtime's histogram calibrators need it.
-    Unreadable files are skipped; if none is readable the error says so.
+    Unreadable files are skipped (each one's ``name (reason)`` appended to ``skipped``, so the caller can say
+    so); if none is readable the error says so. Images are read one at a time, as they are consumed.
 
     Raises:
         CgExportError: missing folder, no images, or no readable image.
@@ -90,6 +92,8 @@ def calibration_batches(
             image = load_image(path)
         except ImageError as exc:
             failures.append(str(exc))
+            if skipped is not None:
+                skipped.append(f"{path.name} ({str(exc).removeprefix(str(path)).lstrip(': ')})")
             continue
         yielded += 1
         yield to_model_input([fit_to_size(image, size, size)], kind)
@@ -134,16 +138,28 @@ def quantize_int8(
         model = equalize_pre_norm_convs(model, batches)
 
     class _Reader(CalibrationDataReader):
+        """Hands ONNX Runtime the batches a chunk at a time (``set_range``): after each chunk its calibrator folds
+        the activations into its ranges or histograms and drops them, instead of keeping every activation of
+        every photograph until the end (gigabytes for a few hundred photographs)."""
+
         def __init__(self) -> None:
-            iterator = iter(batches)
+            self._bar = None
             if progress:
                 from tqdm import tqdm
 
-                iterator = iter(tqdm(batches, desc="calibrating", unit="img"))
-            self._iterator = iterator
+                self._bar = tqdm(total=len(batches), desc="calibrating", unit="img")
+            self._iterator = iter(batches)
+
+        def __len__(self) -> int:
+            return len(batches)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._iterator = iter(batches[start_index:end_index])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self._iterator, None)
+            if batch is not None and self._bar is not None:
+                self._bar.update(1)
             return None if batch is None else {input_name: batch}
 
     exclude = list(recipe.exclude_nodes)
@@ -162,6 +178,9 @@ def quantize_int8(
         # folds these constant int32 DequantizeLinear nodes back into float biases (fold_bias_dequantization).
         "QuantizeBias": True,
         "CalibPercentile": recipe.percentile,
+        # Despite its name, ONNX Runtime applies this chunking to every calibrator: collect_data runs once per
+        # chunk of this many batches (a divisor of their number, as it requires), so memory stays bounded.
+        "CalibStridedMinMax": calibration_chunk(len(batches)),
     }
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
@@ -185,6 +204,14 @@ def quantize_int8(
         quantized = onnx.load(str(target))
     # The quantizer keeps the metadata of its input only partially; the caller re-adds provenance.
     return quantized
+
+
+CALIBRATION_CHUNK = 8
+
+
+def calibration_chunk(count: int, largest: int = CALIBRATION_CHUNK) -> int:
+    """The largest chunk size up to ``largest`` that divides ``count`` (ONNX Runtime's chunking needs a divisor)."""
+    return next(size for size in range(min(largest, count), 0, -1) if count % size == 0)
 
 
 @contextlib.contextmanager

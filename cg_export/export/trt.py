@@ -388,6 +388,9 @@ def _load_source(source: Path, arch: str | None) -> _Source:
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
     if source.suffix.lower() in backend_named("onnxruntime").suffixes:  # what the table calls an ONNX file
+        from cg_export.external_data import check_external_data
+
+        check_external_data(source)  # before onnx.load reads any external data file
         try:
             model = onnx.load(str(source))
         except Exception as exc:  # onnx raises DecodeError and others for non-ONNX bytes
@@ -401,7 +404,8 @@ def _load_source(source: Path, arch: str | None) -> _Source:
     generator = load_generator(source, arch=arch)
     model = to_onnx_graph(generator.model)
     add_metadata(model, generator, "fp32")
-    return _Source(source, "checkpoint", model, generator.sha256, generator.model.size_multiple, generator.sha256,
+    return _Source(source, "checkpoint", model, generator.sha256, generator.model.size_multiple,
+                   generator.weights_sha256,
                    generator)
 
 
@@ -433,6 +437,11 @@ class EngineOptions:
         verify: Compare the engine with PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs.
         min_psnr_db: Lowest accepted PSNR; ``None`` uses the precision's default (50 / 40 / 30 dB).
         arch: Force the architecture of a checkpoint source.
+        threads: CPU threads of the verification's reference (PyTorch or ONNX Runtime on the CPU); ``None`` is
+            :func:`cg_export.threads.default_threads`.
+
+    Raises:
+        CgExportError: ``threads`` below 1 (checked when the options are made, before anything is loaded).
     """
 
     fp16: bool = False
@@ -447,6 +456,11 @@ class EngineOptions:
     verify: bool = True
     min_psnr_db: float | None = None
     arch: str | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise CgExportError(f"--threads {self.threads}: expected 1 or more")
 
 
 def _check_options(options: EngineOptions, version: tuple[int, ...]) -> None:
@@ -556,7 +570,7 @@ def build_engine(
     with atomic_output(output) as tmp:
         tmp.write_bytes(engine_bytes)
         if options.verify:
-            parity = verify_engine(tmp, source, profile)
+            parity = verify_engine(tmp, source, profile, threads=options.threads)
             check_parity(parity, plan.precision, min_psnr_db=options.min_psnr_db)
             record = replace(record, parity=EngineParity(reference, parity.psnr_db, parity.max_abs_err))
         # The old sidecar describes the old engine: drop it before the new engine takes the name.
@@ -648,21 +662,30 @@ def inspect_layers(trt: Any, logger: Any, engine_bytes: bytes, dla_core: int | N
     return layer_precisions(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
 
 
-def verify_engine(engine_path: Path, source: _Source, profile: ShapeProfile) -> ParityReport:
-    """The engine vs PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs inside the profile."""
+def verify_engine(engine_path: Path, source: _Source, profile: ShapeProfile, threads: int | None = None) -> ParityReport:
+    """The engine vs PyTorch (checkpoint source) or ONNX Runtime (ONNX source) on photographs inside the profile.
+
+    ``threads`` are the CPU reference's (``None``: :func:`cg_export.threads.default_threads`).
+    """
+    from cg_export.threads import default_threads
+
     sizes = verification_sizes(source.size_multiple, around=profile.opt[2:4], width_range=(profile.min[3], profile.max[3]))
     architecture = (source.generator.config if source.generator is not None
                     else ArtifactMetadata.from_props(onnx_props(source.model), source.path).architecture)
     inputs = photograph_batches(sizes, profile.opt[0], input_kind=model_input_kind(architecture))
-    with _reference_runner(source) as reference, TensorRTRunner(engine_path) as candidate:
+    threads = default_threads() if threads is None else threads
+    with _reference_runner(source, threads) as reference, TensorRTRunner(engine_path) as candidate:
         return measure_parity(reference, candidate, inputs)
 
 
-def _reference_runner(source: _Source) -> Any:
+def _reference_runner(source: _Source, threads: int) -> Any:
     if source.kind == "checkpoint":
+        import torch
+
         from cg_export.backends.torch import TorchRunner
 
+        torch.set_num_threads(threads)  # the reference is the CPU's; PyTorch's default is one per machine core
         return TorchRunner(source.generator.model)
     from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(source.path, providers=["CPUExecutionProvider"])
+    return OnnxRuntimeRunner(source.path, providers=["CPUExecutionProvider"], threads=threads)

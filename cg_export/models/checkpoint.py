@@ -31,6 +31,7 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.models import safety
 from cg_export.models.layers import read_norm
 from cg_export.models.mobile_resnet import describe_mobile_resnet, infer_mobile_resnet_config, is_mobile_resnet_state
 from cg_export.models.registry import create_generator
@@ -63,6 +64,8 @@ class LoadedGenerator:
         sha256: SHA-256 of the file's bytes.
         meta: The checkpoint's ``meta`` dict (ours) or ``{}``.
         notes: What was cleaned up on the way (dropped keys, stripped prefixes), for the user to see.
+        weights_sha256: Digest of the loaded weights (:func:`cg_export.models.safety.weights_digest`): the same
+            weights saved twice, or by another writer, give the same digest. Exports record it as their source.
     """
 
     model: nn.Module
@@ -72,6 +75,7 @@ class LoadedGenerator:
     sha256: str
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    weights_sha256: str = ""
 
     @property
     def description(self) -> str:
@@ -177,7 +181,8 @@ def load_generator(path: str | Path, arch: str | None = None, direction: str | N
         else:
             config, source = infer_config(state_dict, path)
     model = _build_and_load(config, state_dict, path, forced=arch is not None, source=source)
-    return LoadedGenerator(model, config, source, path, sha256_of(path), meta, notes)
+    return LoadedGenerator(model, config, source, path, sha256_of(path), meta, notes,
+                           safety.weights_digest(model.state_dict()))
 
 
 def _read_checkpoint(path: Path) -> Any:
@@ -192,13 +197,16 @@ def _read_checkpoint(path: Path) -> Any:
     # Anything else is not a checkpoint, and is never handed to an unpickler at all.
     if not (data.startswith(b"PK\x03\x04") or data[:1] == b"\x80"):
         raise CheckpointError(f"{path}: {_NOT_A_CHECKPOINT}")
+    safety.check_archive(path, data)
     try:
         with warnings.catch_warnings():
             # Files written with pickle protocol > 2 warn on every load; the safe unpickler handles them.
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here; each one means "not a loadable checkpoint"
         raise CheckpointError(f"{path}: {_explain_load_failure(exc)}") from None
+    safety.check_tensors(path, payload)
+    return payload
 
 
 def _explain_load_failure(exc: Exception) -> str:
@@ -211,7 +219,7 @@ def _explain_load_failure(exc: Exception) -> str:
             "tensors and state dicts are loaded. If you trust its origin, re-save model.state_dict() with torch.save"
         )
     if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
-        return "truncated or corrupt checkpoint (the archive is incomplete); copy or download it again"
+        return safety.TRUNCATED
     return _NOT_A_CHECKPOINT
 
 
@@ -434,16 +442,19 @@ def _build_and_load(
     name = config.pop("name", None)
     if not isinstance(name, str):
         raise CheckpointError(f"{path}: the checkpoint's config names no architecture")
-    model = create_generator(name, **config)
-    result = _fit_report(model, state_dict)
+    # Shapes are compared with the network as planned on the meta device, before any of it is allocated.
+    with torch.device("meta"):
+        planned = create_generator(name, **config)
+    result = _fit_report(planned, state_dict)
     if result:
         # Only a forced --arch can be wrong in a way another --arch fixes; a detected layout that does not
         # fit means a damaged file or a variant of that family that is not supported.
         advice = ("check --arch or that this is the right file" if forced else
                   f"the file is damaged, or a variant of {source}'s generator that cg-export does not support")
         raise ArchitectureError(
-            f"{path}: the weights do not fit {describe_architecture(model.config)}: {result}; {advice}"
+            f"{path}: the weights do not fit {describe_architecture(planned.config)}: {result}; {advice}"
         )
+    model = create_generator(name, **config)
     model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
     return model.eval()
 

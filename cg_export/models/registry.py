@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from cg_export.errors import ArchitectureError
+from cg_export.models.safety import check_parameter_count, planned_generator
 
 GeneratorFactory = Callable[..., nn.Module]
 
@@ -54,7 +55,8 @@ def create_generator(name: str, **kwargs: Any) -> nn.Module:
         The generator, in eval mode, with a ``config`` attribute that rebuilds it.
 
     Raises:
-        ArchitectureError: the name is unknown or the arguments do not fit the architecture.
+        ArchitectureError: the name is unknown, the arguments do not fit the architecture, or the network would
+            be absurdly large (:data:`cg_export.models.safety.MAX_PARAMETERS`).
     """
     try:
         factory = _REGISTRY[name]
@@ -63,7 +65,10 @@ def create_generator(name: str, **kwargs: Any) -> nn.Module:
             f"unknown architecture {name!r}; choose one of: {', '.join(list_generators())}"
         ) from None
     try:
-        model = factory(**kwargs)
+        # Planned on the meta device first (shapes, no storage), so an absurd ngf is refused, not allocated.
+        planned = planned_generator(factory, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ArchitectureError(f"bad arguments for architecture {name!r}: {exc}") from None
+    check_parameter_count(name, planned, kwargs)
+    model = factory(**kwargs)
     return model.eval()
