@@ -262,6 +262,11 @@ class OpenVinoRunner(Runner):
             raise BackendError(f"{self.model_path}: no such model file")
         if self.model_path.suffix.lower() == ".xml" and not self.model_path.with_suffix(".bin").is_file():
             raise BackendError(f"{self.model_path}: its weights {self.model_path.with_suffix('.bin').name} are missing")
+        if self.model_path.suffix.lower() == ".onnx":
+            # OpenVINO reads an ONNX file's external data itself: only from inside the model's own folder.
+            from cg_export.external_data import check_external_data
+
+            check_external_data(self.model_path)
         self._core = ov.Core()
         available = self._core.available_devices
         base = self.requested_device.split(".")[0]

@@ -64,8 +64,9 @@ class BenchResult:
     def to_json(self) -> dict[str, Any]:
         """The row as in the README: the issue's keys, then ``compute_ms`` and ``note``."""
         psnr: float | str | None = self.psnr_db
-        if psnr is not None and math.isinf(psnr):
-            psnr = "inf"
+        if psnr is not None and not math.isfinite(psnr):
+            # Strict JSON has neither: identical outputs are "inf", a non-finite output (NaN weights) "nan".
+            psnr = "inf" if math.isinf(psnr) else "nan"
         return {
             "model": self.model,
             "backend": self.backend,
@@ -101,7 +102,7 @@ class BenchResult:
             compute=LatencyStats.from_json(data["compute_ms"]) if data.get("compute_ms") else None,
             throughput_ips=data.get("throughput_ips"),
             peak_mem_mb=data.get("peak_mem_mb"),
-            psnr_db=math.inf if psnr == "inf" else psnr,
+            psnr_db=math.inf if psnr == "inf" else math.nan if psnr == "nan" else psnr,
             max_abs_err=data.get("max_abs_err"),
             notes=[data["note"]] if data.get("note") else [],
             macs=data.get("macs"),
