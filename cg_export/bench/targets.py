@@ -74,10 +74,10 @@ def targets_from_files(
                "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
     targets = []
     for given in map(Path, paths):
+        backend_for(given, backend)  # an unknown kind of file is refused before anything runs
         if not given.exists():
             raise CgExportError(f"{given}: no such file")
         path = model_file(given)  # a deployment folder's chosen artifact, an OpenVINO IR folder's .xml
-        backend_for(path, backend)  # an unknown kind of file is refused before anything runs
         targets.append(BenchTarget(str(given), lambda p=path: runner_for(p, backend, **options), path))
     return targets
 
