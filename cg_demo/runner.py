@@ -28,11 +28,13 @@ from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
 from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
 from cg_demo.results import (
     REFERENCE_LABEL,
+    STUDENT_LABEL,
     DemoResult,
     ExportOutcome,
     LearnedMapping,
     SampleOutcome,
     StageTime,
+    StudentRecord,
     TrainingRecord,
 )
 from cg_export.errors import CgExportError, ParityError
@@ -111,7 +113,7 @@ def run_demo(
     torch_device = resolve_device(device or "auto")
     prepare_output(out, say)
     result = DemoResult(out, plan, quick, str(torch_device), seed)
-    steps = (("data", _make_data), ("train", _train), ("export", _export), ("tensorrt", _tensorrt),
+    steps = (("data", _make_data), ("train", _train), ("student", _student), ("export", _export), ("tensorrt", _tensorrt),
              ("bench", _bench), ("stylize", _stylize), ("report", _report))
     for number, (name, stage) in enumerate(steps, 1):
         say(f"[{number}/{len(steps)}]", STAGE_TITLES[name])
@@ -126,6 +128,7 @@ def run_demo(
 STAGE_TITLES = {
     "data": "making the demo dataset (photographs and their poster-print versions)",
     "train": "training a small CycleGAN (cg-train)",
+    "student": "distilling a smaller student from the generator (cg-compress)",
     "export": "exporting to ONNX fp32, fp16 and int8, each verified against PyTorch (cg-export onnx)",
     "tensorrt": "building a TensorRT fp16 engine if TensorRT is installed (cg-export trt)",
     "bench": "benchmarking every backend against the PyTorch reference (cg-bench)",
@@ -190,6 +193,38 @@ LOSS_CURVES = ("cycle", "identity", "G_adv", "D_A", "D_B")
 def _last_sample_grid(run_dir: Path) -> str | None:
     grids = sorted((run_dir / "samples").glob("epoch_*.png"))
     return str(grids[-1]) if grids else None
+
+
+def _student(result: DemoResult, say: Say, progress: bool) -> None:
+    from training.compress import compress
+    from training.errors import TrainingError
+
+    plan = result.plan
+    teacher = Path(_trained(result).generator)
+    photos = result.out / "data" / "trainA"
+    output = teacher.parent / f"{teacher.stem}_student.pt"
+    options = {"ratio": plan.student_ratio, "epochs": plan.student_epochs,
+               "batch_size": plan.student_batch, "image_size": plan.image_size,
+               "lr": plan.lr, "seed": result.seed, "device": result.device}
+    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                     for k, v in options.items())
+    command = f"cg-compress {teacher} {photos} -o {output} {flags}"
+    result.commands.append(command)
+    started = time.perf_counter()
+    try:
+        made = compress(teacher, photos, output=output, progress=progress, report=say, **options)
+    except TrainingError as exc:
+        # A generator too small for any student within the budget is a finding: report it, the rest goes on.
+        result.student = StudentRecord(None, command=command, error=str(exc))
+        result.notes.append(f"no student: {exc}")
+        say("skipped", f"student: {exc}")
+        return
+    choice = made.choice
+    result.student = StudentRecord(
+        path=str(made.student), architecture=choice.describe(), macs=choice.cost.macs,
+        teacher_macs=choice.teacher_cost.macs, ratio=round(choice.ratio, 2), budget_size=choice.cost.height,
+        epochs=made.epochs_done, steps=made.global_step, seconds=round(time.perf_counter() - started, 1),
+        command=command)
 
 
 def _export(result: DemoResult, say: Say, progress: bool) -> None:
@@ -267,7 +302,8 @@ def _models(result: DemoResult) -> list[tuple[str, Path]]:
     """``(column label, file)`` of the checkpoint and of every file the export stages made, in that order."""
     made = [(f"{'ONNX' if e.backend == 'ONNX Runtime' else e.backend} {e.precision}", Path(e.path))
             for e in result.exports if e.path is not None]
-    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *made]
+    student = [(STUDENT_LABEL, Path(result.student.path))] if result.student and result.student.path else []
+    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *student, *made]
 
 
 def _trained(result: DemoResult) -> TrainingRecord:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cg_demo import report as demo_report
 from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
-from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, SampleOutcome
+from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, STUDENT_LABEL, SampleOutcome
 from cg_demo.runner import MARKER, measure_learned_mapping, prepare_output, run_demo
 from cg_export.errors import CgExportError
 
@@ -24,7 +24,8 @@ CG_DEMO = [sys.executable, "-c", "from cg_demo.cli import main; main()"]
 
 # The smallest plan that still runs every stage: seconds of training, one small benchmark size.
 TINY_PLAN = DemoPlan(data_size=48, train_per_domain=4, image_size=32, epochs=1, arch="resnet", ngf=4, n_blocks=1,
-                     ndf=8, lr=2e-4, lambda_id=5.0, bench_sizes=((128, 128),), bench_seconds=0.05, sample_side=128)
+                     ndf=8, lr=2e-4, lambda_id=5.0, bench_sizes=((128, 128),), bench_seconds=0.05, sample_side=128,
+                     student_ratio=1.1, student_epochs=1, student_batch=4)
 
 
 def quiet(label: str, text: str) -> None:
@@ -49,8 +50,8 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == DEMO_FORMAT
-    assert [s["name"] for s in report["stages"]] == ["data", "train", "export", "tensorrt", "bench", "stylize",
-                                                    "report"]
+    assert [s["name"] for s in report["stages"]] == ["data", "train", "student", "export", "tensorrt", "bench",
+                                                    "stylize", "report"]
     assert report["training"]["steps"] == 4 and Path(report["training"]["generator"]).is_file()
 
     made = {(e["backend"], e["precision"]): e for e in report["exports"]}
@@ -63,8 +64,19 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
     assert any(command.startswith("cg-export trt") for command in report["commands"])
 
+    student = report["student"]
+    assert Path(student["path"]).is_file() and student["error"] is None and student["steps"] == 1
+    assert student["macs"] * 1.1 <= student["teacher_macs"] and student["ratio"] >= 1.1
+    assert any(command.startswith("cg-compress") for command in report["commands"])
+
     rows = report["bench"]["results"]
     assert {r["backend"].split(":")[0] for r in rows} == {"torch", "onnxruntime", "tensorrt"}
+    # The student is timed with the teacher as the reference: its MACs and PSNR against the teacher are in its row.
+    teacher_rows = {(r["height"], r["width"]): r for r in rows if r["model"] == report["training"]["generator"]}
+    student_rows = [r for r in rows if r["model"] == student["path"]]
+    assert student_rows and all(r["psnr_db"] is not None for r in student_rows)
+    assert all(r["macs"] * 1.1 <= teacher_rows[r["height"], r["width"]]["macs"] for r in student_rows)
+    assert report["bench"]["reference"].startswith(report["training"]["generator"])
     assert all(r["latency_ms"] and r["latency_ms"]["p50"] > 0 for r in rows)
     assert all(r["psnr_db"] is not None for r in rows)
 
@@ -75,11 +87,14 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     assert "cg-export onnx" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
     int8 = ", fp16 and int8" if made[("ONNX Runtime", "int8")]["path"] else " and fp16"
     assert f"exported it to ONNX fp32{int8} and TensorRT fp16, each verified" in markdown
+    student_section = markdown.split("## Student")[1].split("\n## ")[0]
+    assert "| student (PyTorch fp32) |" in student_section and "| teacher (PyTorch fp32) |" in student_section
+    assert f"| {student_rows[0]['macs'] / 1e9:.3f} |" in student_section
 
 
 def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
-    labels = {REFERENCE_LABEL, "ONNX fp32", "ONNX fp16", "TensorRT fp16"} | (
+    labels = {REFERENCE_LABEL, STUDENT_LABEL, "ONNX fp32", "ONNX fp16", "TensorRT fp16"} | (
         {"ONNX int8"} if any(e.precision == "int8" and e.path for e in result.exports) else set())
     assert len(result.samples) == 3
     for sample in result.samples:
