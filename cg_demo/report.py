@@ -189,10 +189,12 @@ def to_markdown(result: DemoResult) -> str:
             "laptop CPU; the paper trains 9 blocks at ngf 64 for 200 epochs, so expect a colour and texture shift "
             "towards the poster palette, not a finished style.")
 
-    parts += ["## Exports: parity with PyTorch", markdown_table(_export_table(result)),
-              "Each ONNX file is checked right after export by ONNX Runtime against PyTorch on real photographs at a "
-              "square and a non-square size, and kept only above its precision's floor (fp32 50 dB and max abs error "
-              "1e-3, fp16 40 dB, int8 30 dB). int8 is calibrated on the demo's domain-A training images."]
+    parts += ["## Exports: parity with PyTorch", *_deployment_parts(result), markdown_table(_export_table(result)),
+              "`cg-export deploy` made every candidate this machine can run and verified each against PyTorch fp32 on "
+              "the held-out half of the demo's domain-A training images (int8 is calibrated on the other half, never "
+              "on the verification photographs), at the size above; a candidate is used in the later stages only at "
+              "or above its precision's floor (fp32 50 dB, fp16 40 dB, int8 30 dB, worst photograph). Every verified "
+              "artifact is kept (`--keep-all`), so the benchmark below times each of them at every size."]
 
     parts += ["## Latency and parity on every backend", markdown_table(_bench_table(result))]
     if result.bench and result.bench.timing:
@@ -320,6 +322,18 @@ def _bench_table(result: DemoResult) -> list[list[str]]:
     return rows
 
 
+def _deployment_parts(result: DemoResult) -> list[str]:
+    """Which artifact deploy chose and why, in its own words."""
+    chosen = result.deployment
+    if chosen is None:
+        return []
+    height, width = chosen.size
+    return [f"**Deploy chose `{_relative(result, chosen.artifact)}`** ({chosen.runtime} {chosen.precision}) at "
+            f"{height}x{width}: {chosen.why}. The deployment folder `{_relative(result, chosen.folder)}/` is what "
+            f"`cg-stylize`, `cg-bench` and `runner_for` open directly; its own report is "
+            f"`{_relative(result, chosen.folder)}/report.md`."]
+
+
 def _student_parts(result: DemoResult) -> list[str]:
     """The student section: what the budget chose, and its MACs, latency and PSNR against the teacher per size."""
     student = result.student
@@ -343,8 +357,9 @@ def _student_parts(result: DemoResult) -> list[str]:
                          "1.00x" if row is base else "-" if base is None else f"{_p50(base) / row.latency.p50:.2f}x",
                          "reference" if row is base else _db(row.psnr_db)])
     text = (f"`cg-compress` distilled the trained generator (the teacher) into {student.architecture}, in "
-            f"{student.steps} step{'s' if student.steps != 1 else ''} ({student.epochs} epoch{'s' if student.epochs != 1 else ''}, {student.seconds:.0f} "
-            f"s) on domain A's training images: `{_relative(result, student.path)}`. The teacher draws the targets, "
+            f"{student.steps} step{'s' if student.steps != 1 else ''} "
+            f"({student.epochs} epoch{'s' if student.epochs != 1 else ''}, {student.seconds:.0f} s) on domain A's training "
+            f"images: `{_relative(result, student.path)}`. The teacher draws the targets, "
             "so only photographs are needed. Below, cg-bench's harness timed both at the benchmark sizes and "
             "measured the student's PSNR against the teacher on a real photograph; its samples are the "
             f"\"{STUDENT_LABEL}\" column of the grid above. After a distillation this short expect a student close to the "

@@ -101,6 +101,29 @@ class StudentRecord:
 
 
 @dataclass
+class DeploymentRecord:
+    """What ``cg-export deploy`` chose among the candidates it made, verified and timed at the demo's main size.
+
+    Attributes:
+        folder: The deployment folder (``deploy.json``, its own report, the chosen artifact, ``candidates/``).
+        artifact: The chosen artifact's path.
+        candidate: The chosen candidate's name (``onnx-int8``).
+        runtime: Its runtime.
+        precision: Its precision.
+        size: ``(height, width)`` deploy verified and timed at.
+        why: Deploy's one-line reason for the choice.
+    """
+
+    folder: str
+    artifact: str
+    candidate: str
+    runtime: str
+    precision: str
+    size: tuple[int, int]
+    why: str
+
+
+@dataclass
 class ExportOutcome:
     """One ``cg-export`` step: the file it made and its verification, or why there is none."""
 
@@ -185,6 +208,7 @@ class DemoResult:
     stages: list[StageTime] = field(default_factory=list)
     training: TrainingRecord | None = None
     student: StudentRecord | None = None
+    deployment: DeploymentRecord | None = None
     learned: LearnedMapping | None = None
     exports: list[ExportOutcome] = field(default_factory=list)
     bench: BenchReport | None = None
@@ -215,6 +239,7 @@ class DemoResult:
             "training": self.training.to_json() if self.training else {},
             "student": asdict(self.student) if self.student else {},
             "learned": self.learned.to_json() if self.learned else {},
+            "deployment": asdict(self.deployment) if self.deployment else {},
             "exports": [asdict(export) for export in self.exports],
             "bench": bench,
             "samples": [sample.to_json() for sample in self.samples],

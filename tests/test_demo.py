@@ -50,19 +50,33 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == DEMO_FORMAT
-    assert [s["name"] for s in report["stages"]] == ["data", "train", "student", "export", "tensorrt", "bench",
-                                                    "stylize", "report"]
+    assert [s["name"] for s in report["stages"]] == ["data", "train", "student", "export", "bench", "stylize",
+                                                    "report"]
     assert report["training"]["steps"] == 4 and Path(report["training"]["generator"]).is_file()
 
     made = {(e["backend"], e["precision"]): e for e in report["exports"]}
-    assert set(made) == {("ONNX Runtime", "fp32"), ("ONNX Runtime", "fp16"), ("ONNX Runtime", "int8"),
-                         ("TensorRT", "fp16")}
+    # The export stage is one cg-export deploy call: every candidate of its table is a row, made or with its reason.
+    assert set(made) >= {("ONNX Runtime", "fp32"), ("ONNX Runtime", "fp16"), ("ONNX Runtime", "int8"),
+                         ("TensorRT", "fp16"), ("TensorRT", "int8")}
+    assert all(backend in ("ONNX Runtime", "TensorRT", "OpenVINO") for backend, _ in made)
     for export in made.values():
         # Every file was verified against PyTorch, or the reason it is missing is recorded.
         assert (export["path"] and Path(export["path"]).is_file() and export["psnr_db"] is not None) or export["error"]
     assert made[("ONNX Runtime", "fp32")]["psnr_db"] > 50 and made[("ONNX Runtime", "fp16")]["psnr_db"] > 40
     assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
-    assert any(command.startswith("cg-export trt") for command in report["commands"])
+    # The engines take every size the later stages run (the samples are not square), tuned at the deploy size.
+    engine_command = made[("TensorRT", "fp16")]["command"]
+    assert "--opt-shape 1x3x128x128 --max-shape 1x3x" in engine_command
+    assert "--max-shape 1x3x128x128 " not in engine_command
+    assert all(export["command"].startswith("cg-export ") for export in made.values() if export["path"])
+    # Deploy chose one of the verified artifacts and said why; its folder is one cg-stylize and cg-bench take.
+    chosen = report["deployment"]
+    # PyTorch itself is a candidate too (the checkpoint, not an export): on a busy CPU it can be the fastest.
+    assert chosen["artifact"] in {export["path"] for export in made.values()} or chosen["candidate"] == "torch-fp32"
+    assert Path(chosen["artifact"]).is_file() and chosen["why"].startswith(f"chose {chosen['candidate']} ")
+    assert (Path(chosen["folder"]) / "deploy.json").is_file()
+    assert any(command.startswith("cg-export deploy") and "--keep-all" in command for command in report["commands"])
+    assert any(command.startswith(f"cg-stylize {chosen['folder']} ") for command in report["commands"])
 
     student = report["student"]
     assert Path(student["path"]).is_file() and student["error"] is None and student["steps"] == 1
@@ -83,8 +97,13 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     for name in ("report.md", "report.html", "bench.json", "bench.md", "samples.png"):
         assert (out / name).is_file(), name
     markdown = (out / "report.md").read_text()
-    assert "![photographs" in markdown and "| `models/G_AB_int8.onnx` |" in markdown
-    assert "cg-export onnx" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+    assert "![photographs" in markdown
+    for export in made.values():
+        if export["path"]:
+            assert f"| `{Path(export['path']).relative_to(out).as_posix()}` |" in markdown
+    assert "cg-export deploy" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+    assert f"**Deploy chose `{Path(chosen['artifact']).relative_to(out).as_posix()}`**" in markdown
+    assert chosen["why"] in markdown
     int8 = ", fp16 and int8" if made[("ONNX Runtime", "int8")]["path"] else " and fp16"
     assert f"exported it to ONNX fp32{int8} and TensorRT fp16, each verified" in markdown
     student_section = markdown.split("## Student")[1].split("\n## ")[0]
@@ -94,8 +113,10 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
 
 def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
-    labels = {REFERENCE_LABEL, STUDENT_LABEL, "ONNX fp32", "ONNX fp16", "TensorRT fp16"} | (
-        {"ONNX int8"} if any(e.precision == "int8" and e.path for e in result.exports) else set())
+    names = {"ONNX Runtime": "ONNX"}
+    labels = {REFERENCE_LABEL, STUDENT_LABEL} | {f"{names.get(e.backend, e.backend)} {e.precision}"
+                                                  for e in result.exports if e.path}
+    assert {"ONNX fp32", "ONNX fp16", "TensorRT fp16"} <= labels
     assert len(result.samples) == 3
     for sample in result.samples:
         assert set(sample.outputs) == labels
@@ -238,7 +259,9 @@ def test_quickstart_demo_from_the_command_line(tmp_path):
     assert {e["precision"] for e in verified} >= {"fp32", "fp16"}
     assert all(Path(e["path"]).is_file() for e in verified)
     assert (out / "samples.png").is_file() and (out / "bench.png").is_file() and (out / "training.png").is_file()
+    assert Path(report["deployment"]["artifact"]).is_file()
     if importlib.util.find_spec("tensorrt") is None:
-        # Said, not faked: no engine, the reason in the exports table, and the command marked as not run.
-        assert "TensorRT is needed" in (out / "report.md").read_text()
-        assert any(c.startswith("# not run here") and "cg-export trt" in c for c in report["commands"])
+        # Said, not faked: no engine, and the reason in the exports table.
+        trt = [e for e in report["exports"] if e["backend"] == "TensorRT"]
+        assert trt and all(e["path"] is None and "TensorRT not installed" in e["error"] for e in trt)
+        assert "| not available here (TensorRT not installed) |" in (out / "report.md").read_text()
