@@ -1,4 +1,4 @@
-"""How long one epoch of the cg-demo student's distillation takes, for the full and the quick plan's generator.
+"""How long the cg-demo student stage's distillation takes, for the full and the quick plan, as the demo runs it.
 
 Sizes the plans' ``student_epochs`` / ``student_batch`` (``cg_demo/plan.py``). The teachers are untrained generators
 of the plans' architectures: distillation speed depends on the architectures, not on the weights. Prints the load
@@ -32,10 +32,10 @@ def main(root: Path) -> None:
                                  root / name / "G_AB.pt")
         started, cpu = time.perf_counter(), time.process_time()
         made = compress(teacher, data / "trainA", output=root / name / "G_AB_student.pt", ratio=plan.student_ratio,
-                        epochs=1, batch_size=1, image_size=plan.image_size, lr=plan.lr, seed=0, device="cpu",
+                        epochs=plan.student_epochs, batch_size=plan.student_batch, image_size=plan.image_size, lr=plan.lr, seed=0, device="cpu",
                         progress=False, report=lambda label, text: None)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        print(f"{name}: {made.choice.describe()}; 1 epoch = {made.global_step} steps in {wall:.1f} s wall, "
+        print(f"{name}: {made.choice.describe()}; {made.epochs_done} epoch(s) = {made.global_step} steps in {wall:.1f} s wall, "
               f"{cpu:.1f} s CPU", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
 

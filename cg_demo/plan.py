@@ -50,12 +50,13 @@ class DemoPlan:
 # 2e-4 and 5 (which need tens of thousands); nearest-neighbour upsampling (resnet_upsample) avoided the checkerboard
 # but drew blobs at this length, so the demo keeps the paper's ConvTranspose generator.
 # The student (cg-compress): the quick generator (0.38 G MACs) is too small for a 1/5 student (the smallest
-# mobile_resnet needs 0.10 G), so --quick asks for 1/3. One distillation epoch of the full plan (64 steps) took 66 s
-# with the machine's load average at 6 on its 2 cores (51 s of CPU time for both plans' epochs), so two epochs are
-# about a minute on an idle 2-core machine; --quick distils 6 steps of 8 photographs (39 s a 48-step epoch there).
+# mobile_resnet needs 0.10 G), so --quick asks for 1/3, for 6 steps of 8 photographs (2.0 s). The full plan's student
+# runs 64 steps an epoch: benchmarks/demo_student.py measured 2 epochs in 16 s (load average 1.9-2.4 on the 2 cores)
+# and 8 epochs in 170 s (load rising from 0.5 to 4, other jobs starting), so 5 epochs take about a minute (40 s at the
+# first rate, 105 s at the second); not measured on an idle machine, which this shared one never was.
 FULL_PLAN = DemoPlan(data_size=72, train_per_domain=64, image_size=64, epochs=16, arch="resnet", ngf=16,
                      n_blocks=3, ndf=16, lr=1e-3, lambda_id=10.0, bench_sizes=((256, 256), (512, 512)),
-                     bench_seconds=2.0, sample_side=160, student_ratio=5.0, student_epochs=2)
+                     bench_seconds=2.0, sample_side=160, student_ratio=5.0, student_epochs=5)
 QUICK_PLAN = DemoPlan(data_size=72, train_per_domain=48, image_size=64, epochs=4, arch="resnet", ngf=8,
                       n_blocks=2, ndf=16, lr=1e-3, lambda_id=10.0, bench_sizes=((256, 256),), bench_seconds=0.5,
                       sample_side=128, student_ratio=3.0, student_epochs=1,
