@@ -32,7 +32,8 @@ def main(root: Path) -> None:
                                  root / name / "G_AB.pt")
         started, cpu = time.perf_counter(), time.process_time()
         made = compress(teacher, data / "trainA", output=root / name / "G_AB_student.pt", ratio=plan.student_ratio,
-                        epochs=plan.student_epochs, batch_size=plan.student_batch, image_size=plan.image_size, lr=plan.lr, seed=0, device="cpu",
+                        epochs=plan.student_epochs, batch_size=plan.student_batch,
+                        image_size=plan.image_size, lr=plan.lr, seed=0, device="cpu",
                         progress=False, report=lambda label, text: None)
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         print(f"{name}: {made.choice.describe()}; {made.epochs_done} epoch(s) = {made.global_step} steps in {wall:.1f} s wall, "
