@@ -25,9 +25,10 @@ def demo(
     seed: int | None = typer.Option(None, help="Seed of the data and the training (default: 0)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Make the demo dataset, train a small CycleGAN, export it to ONNX fp32 / fp16 / int8 (and TensorRT when it
-    is installed), verify and benchmark every file against PyTorch, stylize photographs the model never saw, and
-    write report.md, report.html and report.json."""
+    """Make the demo dataset, train a small CycleGAN, distil a smaller student from it (cg-compress), deploy it
+    with cg-export deploy (ONNX fp32 / fp16 / int8, TensorRT and OpenVINO when installed, each verified, the fastest
+    that passes chosen), benchmark every file against PyTorch, stylize photographs the model never saw, and write
+    report.md, report.html and report.json."""
     from cg_demo.runner import run_demo
 
     run_demo(out, quick=quick, device=device, seed=seed, progress=progress)

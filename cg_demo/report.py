@@ -14,7 +14,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 from PIL import Image, ImageDraw, ImageFont
 
-from cg_demo.results import REFERENCE_LABEL, DemoResult, ExportOutcome, SampleOutcome
+from cg_demo.results import REFERENCE_LABEL, STUDENT_LABEL, DemoResult, ExportOutcome, SampleOutcome
 from cg_export.bench import BenchResult, import_pyplot
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
@@ -189,10 +189,12 @@ def to_markdown(result: DemoResult) -> str:
             "laptop CPU; the paper trains 9 blocks at ngf 64 for 200 epochs, so expect a colour and texture shift "
             "towards the poster palette, not a finished style.")
 
-    parts += ["## Exports: parity with PyTorch", markdown_table(_export_table(result)),
-              "Each ONNX file is checked right after export by ONNX Runtime against PyTorch on real photographs at a "
-              "square and a non-square size, and kept only above its precision's floor (fp32 50 dB and max abs error "
-              "1e-3, fp16 40 dB, int8 30 dB). int8 is calibrated on the demo's domain-A training images."]
+    parts += ["## Exports: parity with PyTorch", *_deployment_parts(result), markdown_table(_export_table(result)),
+              "`cg-export deploy` made every candidate this machine can run and verified each against PyTorch fp32 on "
+              "the held-out half of the demo's domain-A training images (int8 is calibrated on the other half, never "
+              "on the verification photographs), at the size above; a candidate is used in the later stages only at "
+              "or above its precision's floor (fp32 50 dB, fp16 40 dB, int8 30 dB, worst photograph). Every verified "
+              "artifact is kept (`--keep-all`), so the benchmark below times each of them at every size."]
 
     parts += ["## Latency and parity on every backend", markdown_table(_bench_table(result))]
     if result.bench and result.bench.timing:
@@ -202,6 +204,8 @@ def to_markdown(result: DemoResult) -> str:
             "Latency does not depend on how well the model is trained, only on its architecture and size.")
     if figures.bench_plot:
         parts.append(_figure(figures.bench_plot, "latency by input size and backend"))
+
+    parts += ["## Student: a distilled, smaller generator", *_student_parts(result)]
 
     parts += ["## Training", _bullets(_training_lines(result))]
     if figures.training_plot:
@@ -233,9 +237,9 @@ def _headline(result: DemoResult) -> str:
     size = min(((r.height, r.width) for r in rows), default=None)
     if size:
         at_size = [r for r in rows if (r.height, r.width) == size]
-        base = next((r for r in at_size if _is_pytorch_fp32(r)), None)
-        fastest = min(at_size, key=_p50)
-        text += f" Fastest at {size[0]}x{size[1]}: {_row_name(fastest)}, p50 {_ms(_p50(fastest))} ms"
+        base = next((r for r in at_size if _is_pytorch_fp32(r, result)), None)
+        fastest = min((r for r in at_size if not _is_student(result, r)), key=_p50)
+        text += f" Fastest at {size[0]}x{size[1]}: {_row_name(fastest, result)}, p50 {_ms(_p50(fastest))} ms"
         if base and fastest is not base:
             text += f" ({_p50(base) / _p50(fastest):.2f}x PyTorch fp32"
             text += f", PSNR {_db(fastest.psnr_db)} against the PyTorch fp32 reference)."
@@ -263,17 +267,23 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _is_pytorch_fp32(row: BenchResult) -> bool:
-    """A PyTorch fp32 row (on the training device): the baseline the speed-ups are relative to."""
-    return row.backend == "torch" and row.precision == "fp32"
+def _is_student(result: DemoResult, row: BenchResult) -> bool:
+    return bool(result.student and result.student.path and row.model == result.student.path)
 
 
-def _is_reference(row: BenchResult) -> bool:
+def _is_pytorch_fp32(row: BenchResult, result: DemoResult) -> bool:
+    """The trained generator's PyTorch fp32 row (not the student's): the baseline the speed-ups are relative to."""
+    return row.backend == "torch" and row.precision == "fp32" and not _is_student(result, row)
+
+
+def _is_reference(row: BenchResult, result: DemoResult) -> bool:
     """The PyTorch fp32 CPU row: the reference every other row's parity is measured against."""
-    return _is_pytorch_fp32(row) and row.device == "cpu"
+    return _is_pytorch_fp32(row, result) and row.device == "cpu"
 
 
-def _row_name(row: BenchResult) -> str:
+def _row_name(row: BenchResult, result: DemoResult) -> str:
+    if _is_student(result, row):
+        return f"student (PyTorch {row.precision or 'fp32'})"
     names = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT"}
     backend = names.get(row.backend.split(":")[0], row.backend)
     return f"{backend} {row.precision or ''}".strip()
@@ -294,7 +304,7 @@ def _bench_table(result: DemoResult) -> list[list[str]]:
     rows = [["model", "backend", "precision", "device", "size", "p50 ms", "p90 ms", "vs PyTorch", "PSNR vs PyTorch",
              "max abs error", "peak MB"]]
     results = _bench_rows(result)
-    base = {(r.height, r.width): _p50(r) for r in results if _is_pytorch_fp32(r) and r.latency is not None}
+    base = {(r.height, r.width): _p50(r) for r in results if _is_pytorch_fp32(r, result) and r.latency is not None}
     for r in results:
         size = (r.height, r.width)
         first = [f"`{_relative(result, r.model)}`", r.backend, r.precision or "-", r.device or "-",
@@ -305,11 +315,56 @@ def _bench_table(result: DemoResult) -> list[list[str]]:
         speed = "-" if size not in base else f"{base[size] / r.latency.p50:.2f}x"
         rows.append([
             *first, _ms(r.latency.p50), _ms(r.latency.p90), speed,
-            "reference" if _is_reference(r) else _db(r.psnr_db),
+            "reference" if _is_reference(r, result) else _db(r.psnr_db),
             "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}",
             "-" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.0f}",
         ])
     return rows
+
+
+def _deployment_parts(result: DemoResult) -> list[str]:
+    """Which artifact deploy chose and why, in its own words."""
+    chosen = result.deployment
+    if chosen is None:
+        return []
+    height, width = chosen.size
+    return [f"**Deploy chose `{_relative(result, chosen.artifact)}`** ({chosen.runtime} {chosen.precision}) at "
+            f"{height}x{width}: {chosen.why}. The deployment folder `{_relative(result, chosen.folder)}/` is what "
+            f"`cg-stylize`, `cg-bench` and `runner_for` open directly; its own report is "
+            f"`{_relative(result, chosen.folder)}/report.md`."]
+
+
+def _student_parts(result: DemoResult) -> list[str]:
+    """The student section: what the budget chose, and its MACs, latency and PSNR against the teacher per size."""
+    student = result.student
+    if student is None:
+        return ["Not run."]
+    if student.path is None:
+        return [f"No student was made: {student.error}"]
+    rows = [["model", "MACs (G)", "size", "p50 ms", "vs teacher", "PSNR vs teacher"]]
+    bench = _bench_rows(result)
+    teacher = {(r.height, r.width): r for r in bench if _is_reference(r, result) and r.latency is not None}
+    for r in bench:
+        if not _is_student(result, r):
+            continue
+        size, base = (r.height, r.width), teacher.get((r.height, r.width))
+        macs = [(base, "teacher (PyTorch fp32)"), (r, "student (PyTorch fp32)")]
+        for row, name in macs:
+            if row is None or row.latency is None:
+                continue
+            rows.append([name, "-" if row.macs is None else f"{row.macs / 1e9:.3f}", f"{size[0]}x{size[1]}",
+                         _ms(row.latency.p50),
+                         "1.00x" if row is base else "-" if base is None else f"{_p50(base) / row.latency.p50:.2f}x",
+                         "reference" if row is base else _db(row.psnr_db)])
+    text = (f"`cg-compress` distilled the trained generator (the teacher) into {student.architecture}, in "
+            f"{student.steps} step{'s' if student.steps != 1 else ''} "
+            f"({student.epochs} epoch{'s' if student.epochs != 1 else ''}, {student.seconds:.0f} s) on domain A's training "
+            f"images: `{_relative(result, student.path)}`. The teacher draws the targets, "
+            "so only photographs are needed. Below, cg-bench's harness timed both at the benchmark sizes and "
+            "measured the student's PSNR against the teacher on a real photograph; its samples are the "
+            f"\"{STUDENT_LABEL}\" column of the grid above. After a distillation this short expect a student close to the "
+            "teacher but not equal; `cg-compress` with more epochs closes the gap.")
+    return [text, markdown_table(rows)] if len(rows) > 1 else [text, "The benchmark did not time the student."]
 
 
 def _training_lines(result: DemoResult) -> list[str]:

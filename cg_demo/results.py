@@ -22,6 +22,8 @@ DEMO_FORMAT = "cg-export.demo"
 DEMO_VERSION = 1
 #: The column every other backend's output is compared with in the samples.
 REFERENCE_LABEL = "PyTorch fp32"
+#: The distilled student's column (a PyTorch checkpoint, compared with the generator it was distilled from).
+STUDENT_LABEL = "student fp32"
 
 
 @dataclass
@@ -65,6 +67,60 @@ class TrainingRecord:
         return {"generator": self.generator, "epochs": self.epochs, "steps": self.steps, "seconds": self.seconds,
                 "steps_per_second": self.steps_per_second, "losses": self.losses, "options": self.options,
                 "samples_image": self.samples_image}
+
+
+@dataclass
+class StudentRecord:
+    """The distillation stage: a smaller student of the demo's generator, made by ``cg-compress``.
+
+    Attributes:
+        path: The student checkpoint (``None`` when it could not be made; ``error`` says why).
+        architecture: What the MAC budget chose, in one line.
+        macs: The student's MACs of one image at the budget size.
+        teacher_macs: The generator's (the teacher's) MACs at the same size.
+        ratio: ``teacher_macs / macs``.
+        budget_size: Side of the square image the MACs were counted at.
+        epochs: Completed distillation epochs.
+        steps: Completed distillation steps.
+        seconds: Wall-clock seconds of the distillation call.
+        command: The ``cg-compress`` command that makes the same student.
+        error: Why there is no student.
+    """
+
+    path: str | None
+    architecture: str = ""
+    macs: int | None = None
+    teacher_macs: int | None = None
+    ratio: float | None = None
+    budget_size: int | None = None
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    command: str = ""
+    error: str | None = None
+
+
+@dataclass
+class DeploymentRecord:
+    """What ``cg-export deploy`` chose among the candidates it made, verified and timed at the demo's main size.
+
+    Attributes:
+        folder: The deployment folder (``deploy.json``, its own report, the chosen artifact, ``candidates/``).
+        artifact: The chosen artifact's path.
+        candidate: The chosen candidate's name (``onnx-int8``).
+        runtime: Its runtime.
+        precision: Its precision.
+        size: ``(height, width)`` deploy verified and timed at.
+        why: Deploy's one-line reason for the choice.
+    """
+
+    folder: str
+    artifact: str
+    candidate: str
+    runtime: str
+    precision: str
+    size: tuple[int, int]
+    why: str
 
 
 @dataclass
@@ -151,6 +207,8 @@ class DemoResult:
     seed: int
     stages: list[StageTime] = field(default_factory=list)
     training: TrainingRecord | None = None
+    student: StudentRecord | None = None
+    deployment: DeploymentRecord | None = None
     learned: LearnedMapping | None = None
     exports: list[ExportOutcome] = field(default_factory=list)
     bench: BenchReport | None = None
@@ -179,7 +237,9 @@ class DemoResult:
             "stages": [asdict(stage) for stage in self.stages],
             "total_seconds": round(self.total_seconds, 1),
             "training": self.training.to_json() if self.training else {},
+            "student": asdict(self.student) if self.student else {},
             "learned": self.learned.to_json() if self.learned else {},
+            "deployment": asdict(self.deployment) if self.deployment else {},
             "exports": [asdict(export) for export in self.exports],
             "bench": bench,
             "samples": [sample.to_json() for sample in self.samples],

@@ -1,13 +1,15 @@
 """``cg-demo``: the whole pipeline on embedded data, ending in a report.
 
 One call of :func:`run_demo` makes the demo dataset (real photographs and their procedural "poster print" versions,
-:mod:`cg_demo.data`), trains a small CycleGAN on it, exports the A->B generator to ONNX in fp32, fp16 and int8
-(each verified against PyTorch), builds a TensorRT engine when TensorRT is installed, benchmarks every file it made
-with ``cg-bench``'s harness, stylizes photographs the training never saw with every backend, and writes
+:mod:`cg_demo.data`), trains a small CycleGAN on it, distils a smaller student from its A->B generator
+(``cg-compress``), deploys the generator with ``cg-export deploy`` (ONNX fp32, fp16 and int8, TensorRT and OpenVINO
+where installed, each verified against PyTorch and timed at the demo's main size, the fastest that passes chosen,
+every candidate kept), benchmarks the generator, the student and every kept artifact at each of the demo's sizes with
+``cg-bench``'s harness, stylizes photographs the training never saw with every backend, and writes
 ``report.md``, ``report.html`` and ``report.json`` (rendered by :mod:`cg_demo.report` from the typed records of
 :mod:`cg_demo.results`).
 
-Every stage calls the same library functions as the commands (``cg-train``, ``cg-export onnx``, ``cg-export trt``,
+Every stage calls the same library functions as the commands (``cg-train``, ``cg-compress``, ``cg-export deploy``,
 ``cg-bench``, ``cg-stylize``), and the report lists those commands, so what the demo shows is what a user gets.
 A stage that cannot run here (TensorRT without a GPU, an int8 model that misses its parity floor) is reported with
 its reason and the rest goes on; nothing is faked.
@@ -28,14 +30,18 @@ from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
 from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
 from cg_demo.results import (
     REFERENCE_LABEL,
+    STUDENT_LABEL,
     DemoResult,
+    DeploymentRecord,
     ExportOutcome,
     LearnedMapping,
     SampleOutcome,
     StageTime,
+    StudentRecord,
     TrainingRecord,
 )
-from cg_export.errors import CgExportError, ParityError
+from cg_export.deploy.choice import OK
+from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
 from cg_export.images import sample_photographs
 from cg_export.parity import psnr_uint8
@@ -43,10 +49,11 @@ from cg_export.parity import psnr_uint8
 #: Written first into the output folder; an earlier demo is recognised by it and replaced, anything else refused.
 MARKER = ".cg-demo"
 #: What the demo writes into its folder: removed (only these) when an earlier demo is replaced.
-DEMO_ENTRIES = ("data", "run", "models", "stylized", "report.md", "report.html", "report.json", "bench.json",
+DEMO_ENTRIES = ("data", "run", "deploy", "models", "stylized", "report.md", "report.html", "report.json", "bench.json",
                 "bench.md", "bench.png", "samples.png", "training.png")
 
-PRECISIONS = ("fp32", "fp16", "int8")
+#: The deployment folder ``cg-export deploy`` writes (every candidate kept under its ``candidates/``).
+DEPLOY_FOLDER = "deploy"
 
 Say = Callable[[str, str], None]
 
@@ -111,8 +118,8 @@ def run_demo(
     torch_device = resolve_device(device or "auto")
     prepare_output(out, say)
     result = DemoResult(out, plan, quick, str(torch_device), seed)
-    steps = (("data", _make_data), ("train", _train), ("export", _export), ("tensorrt", _tensorrt),
-             ("bench", _bench), ("stylize", _stylize), ("report", _report))
+    steps = (("data", _make_data), ("train", _train), ("student", _student), ("export", _export), ("bench", _bench),
+             ("stylize", _stylize), ("report", _report))
     for number, (name, stage) in enumerate(steps, 1):
         say(f"[{number}/{len(steps)}]", STAGE_TITLES[name])
         started = time.perf_counter()
@@ -126,8 +133,9 @@ def run_demo(
 STAGE_TITLES = {
     "data": "making the demo dataset (photographs and their poster-print versions)",
     "train": "training a small CycleGAN (cg-train)",
-    "export": "exporting to ONNX fp32, fp16 and int8, each verified against PyTorch (cg-export onnx)",
-    "tensorrt": "building a TensorRT fp16 engine if TensorRT is installed (cg-export trt)",
+    "student": "distilling a smaller student from the generator (cg-compress)",
+    "export": "exporting every candidate this machine runs (ONNX fp32 / fp16 / int8, TensorRT and OpenVINO where "
+              "installed), verifying each against PyTorch and choosing the fastest that passes (cg-export deploy)",
     "bench": "benchmarking every backend against the PyTorch reference (cg-bench)",
     "stylize": "stylizing photographs the model never saw, on every backend (cg-stylize)",
     "report": "writing the report",
@@ -192,82 +200,86 @@ def _last_sample_grid(run_dir: Path) -> str | None:
     return str(grids[-1]) if grids else None
 
 
+def _student(result: DemoResult, say: Say, progress: bool) -> None:
+    from training.compress import compress
+    from training.errors import TrainingError
+
+    plan = result.plan
+    teacher = Path(_trained(result).generator)
+    photos = result.out / "data" / "trainA"
+    output = teacher.parent / f"{teacher.stem}_student.pt"
+    options = {"ratio": plan.student_ratio, "epochs": plan.student_epochs,
+               "batch_size": plan.student_batch, "image_size": plan.image_size,
+               "lr": plan.lr, "seed": result.seed, "device": result.device}
+    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+                     for k, v in options.items())
+    command = f"cg-compress {teacher} {photos} -o {output} {flags}"
+    result.commands.append(command)
+    started = time.perf_counter()
+    try:
+        made = compress(teacher, photos, output=output, progress=progress, report=say, **options)
+    except TrainingError as exc:
+        # A generator too small for any student within the budget is a finding: report it, the rest goes on.
+        result.student = StudentRecord(None, command=command, error=str(exc))
+        result.notes.append(f"no student: {exc}")
+        say("skipped", f"student: {exc}")
+        return
+    choice = made.choice
+    result.student = StudentRecord(
+        path=str(made.student), architecture=choice.describe(), macs=choice.cost.macs,
+        teacher_macs=choice.teacher_cost.macs, ratio=round(choice.ratio, 2), budget_size=choice.cost.height,
+        epochs=made.epochs_done, steps=made.global_step, seconds=round(time.perf_counter() - started, 1),
+        command=command)
+
+
 def _export(result: DemoResult, say: Say, progress: bool) -> None:
-    from cg_export.export.onnx import OnnxExportOptions, export_onnx
-    from cg_export.models import load_generator
+    from cg_export.deploy import deploy
 
     checkpoint = Path(_trained(result).generator)
-    generator = load_generator(checkpoint)
-    calib = result.out / "data" / "trainA"
-    for precision in PRECISIONS:
-        path = result.out / "models" / f"G_AB{'' if precision == 'fp32' else '_' + precision}.onnx"
-        flags = {"fp32": "", "fp16": " --fp16", "int8": f" --int8 --calib {calib}"}[precision]
-        command = f"cg-export onnx {checkpoint} -o {path}{flags}"
-        outcome = ExportOutcome(precision, "ONNX Runtime", None, command=command)
-        try:
-            made = export_onnx(generator, path, OnnxExportOptions(fp16=precision == "fp16", int8=precision == "int8",
-                                                                  calib=calib if precision == "int8" else None))
-        except ParityError as exc:
-            if precision == "fp32":
-                raise
-            # A lower precision that misses its floor is a finding, not a crash: report it and go on without it.
-            outcome.error = str(exc)
-            say("failed", f"{precision}: {exc}")
+    photos = result.out / "data" / "trainA"
+    folder = result.out / DEPLOY_FOLDER
+    height, width = result.plan.bench_sizes[0]
+    # keep_all: the bench and stylize stages run every verified candidate, not only the chosen one, at every size
+    # they use, so TensorRT engines take the range from the smallest to the largest of those sizes.
+    sizes = [*result.plan.bench_sizes, *(photo.shape[:2] for _, photo in sample_inputs(result.plan.sample_side))]
+    engine_sizes = ((min(h for h, _ in sizes), min(w for _, w in sizes)),
+                    (max(h for h, _ in sizes), max(w for _, w in sizes)))
+    made = deploy(checkpoint, photos, folder, size=(height, width), keep_all=True, engine_sizes=engine_sizes,
+                  duration_s=result.plan.bench_seconds, say=say)
+    (low_h, low_w), (high_h, high_w) = engine_sizes
+    result.commands.append(f"cg-export deploy {checkpoint} --photos {photos} --size {height}x{width} "
+                           f"--duration {result.plan.bench_seconds:g} --keep-all --engine-min-size {low_h}x{low_w} "
+                           f"--engine-max-size {high_h}x{high_w} -o {folder}")
+    chosen = made.decision.chosen
+    assert chosen is not None and chosen.artifact is not None  # deploy raises when nothing passes
+    result.deployment = DeploymentRecord(str(folder), str(folder / chosen.artifact), chosen.name, chosen.runtime,
+                                         chosen.precision, (height, width), made.decision.why)
+    for row in made.rows:
+        if row.backend == "torch":
+            continue  # the checkpoint itself: the reference the others are verified against, not an export
+        outcome = ExportOutcome(row.precision, row.runtime, None, command=row.command or "")
+        if row.passes and row.artifact is not None:
+            path = folder / row.artifact
+            outcome.path = str(path)
+            outcome.megabytes = round(path.stat().st_size / 1e6, 3)
+        elif row.status == OK:
+            # Made but below its floor: a finding, reported with its numbers, and kept out of the later stages.
+            outcome.error = f"below its {row.floor_db:g} dB floor on the held-out photographs"
         else:
-            assert made.parity is not None
-            outcome.path = str(made.path)
-            outcome.seconds = round(made.export_seconds, 2)
-            outcome.psnr_db = made.parity.psnr_db
-            outcome.max_abs_err = made.parity.max_abs_err
-            outcome.megabytes = round(made.path.stat().st_size / 1e6, 3)
-            say("exported", f"{precision}: {made.path} ({made.parity.summary()})")
+            outcome.error = row.reason or row.status
+        outcome.seconds = None if row.export_seconds is None else round(row.export_seconds, 2)
+        outcome.psnr_db = row.psnr_db
+        outcome.max_abs_err = row.max_abs_err
         result.exports.append(outcome)
-        result.commands.append(command)
-
-
-def _tensorrt(result: DemoResult, say: Say, progress: bool) -> None:
-    from cg_export.backends.registry import backend_named
-    from cg_export.optional import import_optional
-
-    tensorrt = backend_named("tensorrt")
-    source = result.out / "models" / "G_AB.onnx"
-    output = result.out / "models" / "G_AB_fp16.engine"
-    command = f"cg-export trt {source} --fp16 -o {output}"
-    outcome = ExportOutcome("fp16", "TensorRT", None, command=command)
-    result.exports.append(outcome)
-    try:
-        import_optional(tensorrt.requires, "to build and run TensorRT engines", tensorrt.install_hint,
-                        package=tensorrt.runtime)
-    except (CgExportError, ImportError) as exc:
-        # ImportError too: a broken TensorRT install is one more reason this stage cannot run here, not a crash.
-        outcome.error = str(exc)
-        result.commands.append(f"# not run here, TensorRT is not installed: {command}")
-        say("skipped", f"TensorRT: {exc}")
-        return
-    result.commands.append(command)
-    from cg_export.export.trt import EngineOptions, build_engine
-
-    try:
-        built = build_engine(source, output, EngineOptions(fp16=True))
-    except CgExportError as exc:
-        # No GPU, an old driver, a parity miss: the engine is one backend among several, so report and go on.
-        outcome.error = str(exc)
-        say("failed", f"TensorRT: {exc}")
-        return
-    outcome.path = str(built.path)
-    outcome.seconds = round(built.build_seconds, 2)
-    if built.parity is not None:
-        outcome.psnr_db = built.parity.psnr_db
-        outcome.max_abs_err = built.parity.max_abs_err
-    outcome.megabytes = round(built.path.stat().st_size / 1e6, 3)
-    say("built", f"{built.path}")
+    say("chose", made.decision.why)
 
 
 def _models(result: DemoResult) -> list[tuple[str, Path]]:
     """``(column label, file)`` of the checkpoint and of every file the export stages made, in that order."""
     made = [(f"{'ONNX' if e.backend == 'ONNX Runtime' else e.backend} {e.precision}", Path(e.path))
             for e in result.exports if e.path is not None]
-    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *made]
+    student = [(STUDENT_LABEL, Path(result.student.path))] if result.student and result.student.path else []
+    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *student, *made]
 
 
 def _trained(result: DemoResult) -> TrainingRecord:
@@ -371,8 +383,10 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
         bar.close()
     result.samples = samples
     result.learned = measure_learned_mapping(samples)
-    result.commands.append(f"cg-stylize {result.out / 'models' / 'G_AB_int8.onnx'} {folder / 'input'} "
-                           f"-o {folder / 'ONNX-int8'}")
+    if result.deployment is not None:
+        chosen = f"{result.deployment.runtime} {result.deployment.precision}".replace("ONNX Runtime", "ONNX")
+        result.commands.append(f"cg-stylize {result.deployment.folder} {folder / 'input'} "
+                               f"-o {folder / chosen.replace(' ', '-')}")
     say("learned", result.learned.summary)
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cg_demo import report as demo_report
 from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
-from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, SampleOutcome
+from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, STUDENT_LABEL, SampleOutcome
 from cg_demo.runner import MARKER, measure_learned_mapping, prepare_output, run_demo
 from cg_export.errors import CgExportError
 
@@ -24,7 +24,8 @@ CG_DEMO = [sys.executable, "-c", "from cg_demo.cli import main; main()"]
 
 # The smallest plan that still runs every stage: seconds of training, one small benchmark size.
 TINY_PLAN = DemoPlan(data_size=48, train_per_domain=4, image_size=32, epochs=1, arch="resnet", ngf=4, n_blocks=1,
-                     ndf=8, lr=2e-4, lambda_id=5.0, bench_sizes=((128, 128),), bench_seconds=0.05, sample_side=128)
+                     ndf=8, lr=2e-4, lambda_id=5.0, bench_sizes=((128, 128),), bench_seconds=0.05, sample_side=128,
+                     student_ratio=1.1, student_epochs=1, student_batch=4)
 
 
 def quiet(label: str, text: str) -> None:
@@ -49,38 +50,73 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == DEMO_FORMAT
-    assert [s["name"] for s in report["stages"]] == ["data", "train", "export", "tensorrt", "bench", "stylize",
+    assert [s["name"] for s in report["stages"]] == ["data", "train", "student", "export", "bench", "stylize",
                                                     "report"]
     assert report["training"]["steps"] == 4 and Path(report["training"]["generator"]).is_file()
 
     made = {(e["backend"], e["precision"]): e for e in report["exports"]}
-    assert set(made) == {("ONNX Runtime", "fp32"), ("ONNX Runtime", "fp16"), ("ONNX Runtime", "int8"),
-                         ("TensorRT", "fp16")}
+    # The export stage is one cg-export deploy call: every candidate of its table is a row, made or with its reason.
+    assert set(made) >= {("ONNX Runtime", "fp32"), ("ONNX Runtime", "fp16"), ("ONNX Runtime", "int8"),
+                         ("TensorRT", "fp16"), ("TensorRT", "int8")}
+    assert all(backend in ("ONNX Runtime", "TensorRT", "OpenVINO") for backend, _ in made)
     for export in made.values():
         # Every file was verified against PyTorch, or the reason it is missing is recorded.
         assert (export["path"] and Path(export["path"]).is_file() and export["psnr_db"] is not None) or export["error"]
     assert made[("ONNX Runtime", "fp32")]["psnr_db"] > 50 and made[("ONNX Runtime", "fp16")]["psnr_db"] > 40
     assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
-    assert any(command.startswith("cg-export trt") for command in report["commands"])
+    # The engines take every size the later stages run (the samples are not square), tuned at the deploy size.
+    engine_command = made[("TensorRT", "fp16")]["command"]
+    assert "--opt-shape 1x3x128x128 --max-shape 1x3x" in engine_command
+    assert "--max-shape 1x3x128x128 " not in engine_command
+    assert all(export["command"].startswith("cg-export ") for export in made.values() if export["path"])
+    # Deploy chose one of the verified artifacts and said why; its folder is one cg-stylize and cg-bench take.
+    chosen = report["deployment"]
+    # PyTorch itself is a candidate too (the checkpoint, not an export): on a busy CPU it can be the fastest.
+    assert chosen["artifact"] in {export["path"] for export in made.values()} or chosen["candidate"] == "torch-fp32"
+    assert Path(chosen["artifact"]).is_file() and chosen["why"].startswith(f"chose {chosen['candidate']} ")
+    assert (Path(chosen["folder"]) / "deploy.json").is_file()
+    assert any(command.startswith("cg-export deploy") and "--keep-all" in command for command in report["commands"])
+    assert any(command.startswith(f"cg-stylize {chosen['folder']} ") for command in report["commands"])
+
+    student = report["student"]
+    assert Path(student["path"]).is_file() and student["error"] is None and student["steps"] == 1
+    assert student["macs"] * 1.1 <= student["teacher_macs"] and student["ratio"] >= 1.1
+    assert any(command.startswith("cg-compress") for command in report["commands"])
 
     rows = report["bench"]["results"]
     assert {r["backend"].split(":")[0] for r in rows} == {"torch", "onnxruntime", "tensorrt"}
+    # The student is timed with the teacher as the reference: its MACs and PSNR against the teacher are in its row.
+    teacher_rows = {(r["height"], r["width"]): r for r in rows if r["model"] == report["training"]["generator"]}
+    student_rows = [r for r in rows if r["model"] == student["path"]]
+    assert student_rows and all(r["psnr_db"] is not None for r in student_rows)
+    assert all(r["macs"] * 1.1 <= teacher_rows[r["height"], r["width"]]["macs"] for r in student_rows)
+    assert report["bench"]["reference"].startswith(report["training"]["generator"])
     assert all(r["latency_ms"] and r["latency_ms"]["p50"] > 0 for r in rows)
     assert all(r["psnr_db"] is not None for r in rows)
 
     for name in ("report.md", "report.html", "bench.json", "bench.md", "samples.png"):
         assert (out / name).is_file(), name
     markdown = (out / "report.md").read_text()
-    assert "![photographs" in markdown and "| `models/G_AB_int8.onnx` |" in markdown
-    assert "cg-export onnx" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+    assert "![photographs" in markdown
+    for export in made.values():
+        if export["path"]:
+            assert f"| `{Path(export['path']).relative_to(out).as_posix()}` |" in markdown
+    assert "cg-export deploy" in markdown and "cg-bench" in markdown and "cg-stylize" in markdown
+    assert f"**Deploy chose `{Path(chosen['artifact']).relative_to(out).as_posix()}`**" in markdown
+    assert chosen["why"] in markdown
     int8 = ", fp16 and int8" if made[("ONNX Runtime", "int8")]["path"] else " and fp16"
     assert f"exported it to ONNX fp32{int8} and TensorRT fp16, each verified" in markdown
+    student_section = markdown.split("## Student")[1].split("\n## ")[0]
+    assert "| student (PyTorch fp32) |" in student_section and "| teacher (PyTorch fp32) |" in student_section
+    assert f"| {student_rows[0]['macs'] / 1e9:.3f} |" in student_section
 
 
 def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
-    labels = {REFERENCE_LABEL, "ONNX fp32", "ONNX fp16", "TensorRT fp16"} | (
-        {"ONNX int8"} if any(e.precision == "int8" and e.path for e in result.exports) else set())
+    names = {"ONNX Runtime": "ONNX"}
+    labels = {REFERENCE_LABEL, STUDENT_LABEL} | {f"{names.get(e.backend, e.backend)} {e.precision}"
+                                                  for e in result.exports if e.path}
+    assert {"ONNX fp32", "ONNX fp16", "TensorRT fp16"} <= labels
     assert len(result.samples) == 3
     for sample in result.samples:
         assert set(sample.outputs) == labels
@@ -223,7 +259,9 @@ def test_quickstart_demo_from_the_command_line(tmp_path):
     assert {e["precision"] for e in verified} >= {"fp32", "fp16"}
     assert all(Path(e["path"]).is_file() for e in verified)
     assert (out / "samples.png").is_file() and (out / "bench.png").is_file() and (out / "training.png").is_file()
+    assert Path(report["deployment"]["artifact"]).is_file()
     if importlib.util.find_spec("tensorrt") is None:
-        # Said, not faked: no engine, the reason in the exports table, and the command marked as not run.
-        assert "TensorRT is needed" in (out / "report.md").read_text()
-        assert any(c.startswith("# not run here") and "cg-export trt" in c for c in report["commands"])
+        # Said, not faked: no engine, and the reason in the exports table.
+        trt = [e for e in report["exports"] if e["backend"] == "TensorRT"]
+        assert trt and all(e["path"] is None and "TensorRT not installed" in e["error"] for e in trt)
+        assert "| not available here (TensorRT not installed) |" in (out / "report.md").read_text()

@@ -37,6 +37,10 @@ def deploy_command(
     candidate: list[str] | None = typer.Option(None, "--candidate", help="Only this candidate (repeat for several), "
                                                "e.g. onnx-int8 (default: all for the target)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Keep every candidate's artifact under candidates/."),
+    engine_min_size: str | None = typer.Option(None, help="HEIGHTxWIDTH: smallest input TensorRT engines take "
+                                               "(default: --size; give --engine-max-size too)."),
+    engine_max_size: str | None = typer.Option(None, help="HEIGHTxWIDTH: largest input TensorRT engines take "
+                                               "(default: --size), for artifacts also run at other sizes."),
     json_output: bool = typer.Option(False, "--json", help="Print the decision as JSON on stdout (progress on "
                                      "stderr)."),
     warmup: int | None = typer.Option(None, help="Untimed runs per candidate (default: 3)."),
@@ -67,12 +71,19 @@ def deploy_command(
 
             return Path(run_compress(checkpoint, calibration, output=student_path, ratio=compress, report=say).student)
 
+    engine_sizes = None
+    if engine_min_size or engine_max_size:
+        if not (engine_min_size and engine_max_size):
+            raise DeployError("give --engine-min-size and --engine-max-size together")
+        engine_sizes = (parse_size(engine_min_size, "--engine-min-size"),
+                        parse_size(engine_max_size, "--engine-max-size"))
     # A terminated run (kill, a CI timeout) cleans up like Ctrl-C: the half-built folder is removed.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = deploy(
             checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
-            target=target, student=student, candidates=candidate or None, keep_all=keep_all, warmup=warmup,
+            target=target, student=student, candidates=candidate or None, keep_all=keep_all,
+            engine_sizes=engine_sizes, warmup=warmup,
             iterations=iterations, duration_s=duration, arch=arch, threads=threads, distil=distil, say=say,
         )
     finally:

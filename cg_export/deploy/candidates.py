@@ -37,6 +37,8 @@ class ExportJob:
         needed: The artifact of the row this one converts (``CandidateSpec.needs``), else ``None``.
         calibration: Folder of the calibration photographs (never the verification ones).
         size: ``(height, width)`` the deployment runs at.
+        engine_sizes: ``((min height, min width), (max height, max width))`` a TensorRT engine's profile takes;
+            ``None``: exactly ``size``.
     """
 
     generator: LoadedGenerator
@@ -44,6 +46,7 @@ class ExportJob:
     needed: Path | None
     calibration: Path
     size: tuple[int, int]
+    engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class CandidateSpec:
         suffix: The artifact's file suffix.
         make: Writes the artifact (see :class:`ExportJob`).
         command: The shell command that makes the same artifact by hand; ``{checkpoint}``, ``{out}``, ``{needed}``,
-            ``{calib}``, ``{shape}`` and ``{min_psnr}`` are filled in.
+            ``{calib}``, ``{shape}`` (``{min_shape}``, ``{max_shape}``: an engine's profile) and ``{min_psnr}`` are
+            filled in.
         needs: The row whose artifact it converts, or ``None`` (made from the checkpoint).
         requires: What must be importable here for it to be made.
         targets: The targets it is a candidate for.
@@ -134,13 +138,17 @@ def export_openvino_file(job: ExportJob) -> Path:
 
 
 def build_trt_engine(job: ExportJob, precision: str) -> Path:
-    """The one call of :func:`cg_export.export.trt.build_engine`: an engine for exactly the deployment size."""
+    """The one call of :func:`cg_export.export.trt.build_engine`: an engine tuned for the deployment size.
+
+    Its profile takes exactly that size, or the range ``job.engine_sizes`` when one is given (tuned at the size).
+    """
     from cg_export.export.trt import EngineOptions, build_engine
 
     assert job.needed is not None
     shape = (1, 3, *job.size)
-    options = EngineOptions(fp16=precision == "fp16", int8=precision == "int8", min_shape=shape, opt_shape=shape,
-                            max_shape=shape, verify=False)
+    low, high = job.engine_sizes or (job.size, job.size)
+    options = EngineOptions(fp16=precision == "fp16", int8=precision == "int8", min_shape=(1, 3, *low),
+                            opt_shape=shape, max_shape=(1, 3, *high), verify=False)
     return Path(build_engine(job.needed, job.output, options).path)
 
 
@@ -151,7 +159,7 @@ _OPENVINO = (Requirement("openvino", 'OpenVINO not installed (pip install "cg-ex
              Requirement("cg_export.export.openvino", "this cg-export has no OpenVINO exporter"))
 _TENSORRT = (Requirement("tensorrt", "TensorRT not installed"),)
 _NO_VERIFY = "--no-verify"  # deploy verifies on the held-out photographs instead (see export_onnx_file)
-_TRT_SHAPES = "--min-shape {shape} --opt-shape {shape} --max-shape {shape}"
+_TRT_SHAPES = "--min-shape {min_shape} --opt-shape {shape} --max-shape {max_shape}"
 
 CANDIDATES: tuple[CandidateSpec, ...] = (
     CandidateSpec("torch-fp32", "torch", "PyTorch", "fp32", ".pt", copy_checkpoint, "cp {checkpoint} {out}",

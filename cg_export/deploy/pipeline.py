@@ -84,6 +84,7 @@ def deploy(
     student: str | Path | None = None,
     candidates: Sequence[str] | None = None,
     keep_all: bool = False,
+    engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None,
     warmup: int | None = None,
     iterations: int | None = None,
     duration_s: float | None = None,
@@ -105,6 +106,9 @@ def deploy(
         student: A distilled student checkpoint; its candidates are verified against the teacher.
         candidates: Only these table rows (names such as ``onnx-int8``); default every row for the target.
         keep_all: Keep every candidate's artifact under ``candidates/``, not only the chosen one.
+        engine_sizes: ``((min height, min width), (max height, max width))`` TensorRT engines take, for artifacts
+            also run at other sizes than ``size`` (they are tuned, verified and timed at ``size``, which must lie in
+            the range); default: exactly ``size``.
         warmup: Untimed runs per candidate (cg-bench's default when ``None``).
         iterations: Timed runs per candidate; default as many as fit in ``duration_s``.
         duration_s: Seconds of timed runs per candidate (cg-bench's default when ``None``).
@@ -144,6 +148,12 @@ def deploy(
         raise DeployError("give --student or --compress, not both")
     if student is not None:
         sources.append(Source("student", load_generator(student, arch=arch)))
+    if engine_sizes is not None:
+        low, high = (tuple(side) for side in engine_sizes)
+        if not (low[0] <= size[0] <= high[0] and low[1] <= size[1] <= high[1]) or min(*low) <= 0:
+            raise DeployError(f"engine sizes {low[0]}x{low[1]} .. {high[0]}x{high[1]}: must be positive and take "
+                              f"--size {size[0]}x{size[1]}")
+        engine_sizes = (low, high)  # type: ignore[assignment]
     for source in sources:
         _check_size(source.generator, size)
         if output.resolve() in (source.generator.path.resolve(), *source.generator.path.resolve().parents):
@@ -177,14 +187,14 @@ def deploy(
         outputs: dict[str, list[np.ndarray]] = {}
         for source in sources:
             for spec in specs:
-                row = _make_and_verify(spec, source, work, calibration, size, min_psnr_db, inputs, reference, made,
-                                       outputs, threads, say)
+                row = _make_and_verify(spec, source, work, calibration, size, engine_sizes, min_psnr_db, inputs,
+                                       reference, made, outputs, threads, say)
                 rows.append(row)
         _time_rows(rows, made, specs, size, settings, threads, say)
         decision = choose(rows)
         if decision.chosen is None:
             raise DeployError(decision.why)
-        finish = _finish_commands(target, rows, specs, size, min_psnr_db)
+        finish = _finish_commands(target, rows, specs, size, engine_sizes, min_psnr_db)
         kept = _arrange(build, work, rows, made, decision.chosen, keep_all, finish)
         from cg_export.deploy.report import write_deployment
 
@@ -271,7 +281,8 @@ def _outputs(runner: Any, inputs: list[tuple[str, np.ndarray]]) -> list[np.ndarr
 
 def _make_and_verify(
     spec: CandidateSpec, source: Source, work: Path, calibration: Path, size: tuple[int, int],
-    min_psnr_db: float | None, inputs: list[tuple[str, np.ndarray]], reference: list[np.ndarray],
+    engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None, min_psnr_db: float | None,
+    inputs: list[tuple[str, np.ndarray]], reference: list[np.ndarray],
     made: dict[str, Path], outputs: dict[str, list[np.ndarray]], threads: int | None, say: Say,
 ) -> CandidateRow:
     name = source.prefix + spec.name
@@ -281,13 +292,14 @@ def _make_and_verify(
     if missing is not None:
         say("skipped", f"{name}: not available here ({missing})")
         return row.fail(f"not available here ({missing})", UNAVAILABLE)
-    row.command = _command(spec, name, source.prefix, size, min_psnr_db, str(source.generator.path.resolve()))
+    row.command = _command(spec, name, source.prefix, size, engine_sizes, min_psnr_db,
+                           str(source.generator.path.resolve()))
     needed = made.get(source.prefix + spec.needs) if spec.needs else None
     if spec.needs and needed is None:
         return row.fail(f"needs {source.prefix + spec.needs}, which was not made")
     folder = work / name
     folder.mkdir(parents=True)
-    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size)
+    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes)
     started = time.perf_counter()
     try:
         artifact = spec.make(job)
@@ -341,6 +353,7 @@ def _time_rows(rows: list[CandidateRow], made: dict[str, Path], specs: list[Cand
 
 
 def _finish_commands(target: str, rows: list[CandidateRow], specs: list[CandidateSpec], size: tuple[int, int],
+                     engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None,
                      min_psnr_db: float | None) -> list[str]:
     """For a device target whose runtime is missing here: the commands that finish the candidates there."""
     if target != "jetson":
@@ -352,21 +365,24 @@ def _finish_commands(target: str, rows: list[CandidateRow], specs: list[Candidat
         needed = by_name.get(spec.needs) if spec.needs else None
         if row is None or row.status != UNAVAILABLE or needed is None or needed.status != OK:
             continue
-        commands.append(_command(spec, row.name, "", size, min_psnr_db, checkpoint=""))
+        commands.append(_command(spec, row.name, "", size, engine_sizes, min_psnr_db, checkpoint=""))
         commands.append(f"cg-bench {row.name}{spec.suffix} --size {size[0]}x{size[1]}")
     return commands
 
 
-def _command(spec: CandidateSpec, name: str, prefix: str, size: tuple[int, int], min_psnr_db: float | None,
+def _command(spec: CandidateSpec, name: str, prefix: str, size: tuple[int, int],
+             engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None, min_psnr_db: float | None,
              checkpoint: str) -> str:
     """The row's command with its files named as deploy names them (run in the deployment folder)."""
     needed = ""
     if spec.needs:
         needed_spec = next(s for s in CANDIDATES if s.name == spec.needs)
         needed = f"{prefix}{needed_spec.name}{needed_spec.suffix}"
+    low, high = engine_sizes or (size, size)
     return spec.command.format(
         checkpoint=checkpoint, out=f"{name}{spec.suffix}", needed=needed, calib="calib/",
-        shape=f"1x3x{size[0]}x{size[1]}", min_psnr="" if min_psnr_db is None else f"--min-psnr {min_psnr_db:g} ")
+        shape=f"1x3x{size[0]}x{size[1]}", min_shape=f"1x3x{low[0]}x{low[1]}", max_shape=f"1x3x{high[0]}x{high[1]}",
+        min_psnr="" if min_psnr_db is None else f"--min-psnr {min_psnr_db:g} ")
 
 
 def _arrange(build: Path, work: Path, rows: list[CandidateRow], made: dict[str, Path], chosen: CandidateRow,
