@@ -27,9 +27,10 @@ from torch import nn
 
 from cg_export.errors import ArchitectureError, CheckpointError
 
-# The largest registered generator at its defaults is unet_256 (ngf 64): 54 M parameters. Four times that, in
-# float32, is still under a gigabyte; anything beyond is a typo or a hostile file, not a CycleGAN generator.
-MAX_PARAMETERS = 250_000_000
+# The largest registered generator at its defaults is U-GAT-IT's full model at 256 px (ngf 64): 279 M parameters,
+# most of them in its fully connected gamma/beta MLP. About three times that (4 GB in float32) is still a real
+# generator; anything beyond is a typo or a hostile file (`--ngf 65536` asks for 11.9 million M).
+MAX_PARAMETERS = 1_000_000_000
 # torch.save writes every entry of its zip archive uncompressed ("stored"), so the entries add up to about the
 # file's own size. A little slack covers other writers that compress the small pickle entry.
 ARCHIVE_SLACK_BYTES = 1 << 20
