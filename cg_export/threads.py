@@ -24,12 +24,16 @@ def default_threads() -> int:
     """The number of threads to run a model with: the cores this process may use, at least 1.
 
     The smaller of the CPUs in this process's affinity mask and the cgroup CPU quota (cgroup v2 ``cpu.max`` or
-    v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), rounded up.
+    v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), rounded up; under torchrun, shared among the processes it
+    started on this machine (``LOCAL_WORLD_SIZE``), since each of them would otherwise take every core.
     """
     cores = available_cores()
     quota = cgroup_cpu_limit()
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))
+    local_processes = os.environ.get("LOCAL_WORLD_SIZE", "")
+    if local_processes.isdigit() and int(local_processes) > 1:
+        cores //= int(local_processes)
     return max(1, cores)
 
 

@@ -83,6 +83,9 @@ def test_default_threads_is_the_usable_cores_and_at_least_one(monkeypatch):
     monkeypatch.setattr("cg_export.threads.cgroup_cpu_limit", lambda: None)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3})
     assert default_threads() == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun's two processes on this machine share its cores
+    assert default_threads() == 2
 
 
 # --- tiny models of every kind cg-export writes, and tiny inputs -------------------------------------------------
