@@ -11,13 +11,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from markdown_it import MarkdownIt
 from PIL import Image, ImageDraw, ImageFont
 
 from cg_demo.results import REFERENCE_LABEL, STUDENT_LABEL, DemoResult, ExportOutcome, SampleOutcome
 from cg_export.bench import BenchResult, import_pyplot
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
+from cg_export.html import markdown_page
 
 # ------------------------------------------------------------------------------------------------------ figures
 
@@ -403,14 +403,8 @@ pre { background: #f4f4f4; padding: 0.8em; overflow-x: auto; font-size: 13px; }
 
 
 def to_html(markdown: str, title: str = "cg-demo report") -> str:
-    """Render Markdown as one self-contained HTML page (images are linked, relative to the page).
-
-    CommonMark with GitHub's tables, raw HTML in the Markdown escaped rather than passed through, and HTML (not
-    XHTML) void tags.
-    """
-    renderer = MarkdownIt("commonmark", {"html": False, "xhtmlOut": False}).enable("table")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title><style>{STYLE}</style></head><body>\n{renderer.render(markdown)}</body></html>\n")
+    """Render Markdown as one self-contained HTML page (images are linked, relative to the page)."""
+    return markdown_page(markdown, title, STYLE)
 
 
 def write_report(result: DemoResult, markdown_path: Path, html_path: Path) -> None:

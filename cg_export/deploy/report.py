@@ -209,11 +209,9 @@ pre { background: #f4f4f4; padding: 0.8em; overflow-x: auto; font-size: 13px; }
 
 def to_html(markdown: str, title: str = "cg-export deploy") -> str:
     """Render the Markdown as one HTML page: CommonMark with tables, raw HTML escaped, images linked relatively."""
-    from markdown_it import MarkdownIt
+    from cg_export.html import markdown_page
 
-    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{title}</title><style>{STYLE}</style></head><body>\n{renderer.render(markdown)}</body></html>\n")
+    return markdown_page(markdown, title, STYLE, xhtml=True)
 
 
 # ------------------------------------------------------------------------------------------------------ figures
