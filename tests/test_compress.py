@@ -324,3 +324,22 @@ def test_bad_inputs_are_one_line_and_write_nothing(teacher, photos, tmp_path):
 def test_stage_widths_of_a_config_string():
     widths = stage_widths(0, 9, [16, 16, 32, 16, 32, 32, 16, 16])
     assert widths == {"stem": 16, "down": 32, "trunk": 128, "blocks": [64] * 3 + [128] * 6, "up": [32, 16]}
+
+
+def test_a_nearest_upsampling_teacher_gets_a_nearest_upsampling_student(tmp_path):
+    """No ConvTranspose in the student of a resnet_upsample teacher, so it draws no checkerboard either."""
+    import torch
+    from torch import nn
+
+    from cg_export.models import create_generator, load_generator, save_generator
+
+    teacher = create_generator("resnet_upsample", ngf=16, n_blocks=3)
+    choice = choose_student(teacher.config, ratio=5.0)
+    assert choice.config["upsample"] == "nearest" and "nearest Upsample" in choice.describe()
+    student = create_generator(**choice.config)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in student.modules())
+    assert student(torch.zeros(1, 3, 36, 44)).shape == (1, 3, 36, 44)
+    reloaded = load_generator(save_generator(student, tmp_path / "student.pt")).model
+    assert reloaded.config == student.config
+    # GAN Compression's own layout (and its bare state dicts) stays ConvTranspose.
+    assert "upsample" not in choose_student(create_generator("resnet", ngf=16, n_blocks=3).config, ratio=5.0).config

@@ -239,6 +239,9 @@ def choose_student(teacher_config: dict[str, Any], *, ratio: float | None = None
         budget, rule = teacher_cost.macs - 1, "smaller than the teacher"
     channels = {"in_channels": int(teacher_config.get("in_channels", 3)),
                 "out_channels": int(teacher_config.get("out_channels", 3))}
+    if teacher_config.get("upsample") == "nearest":
+        # A teacher that upsamples without ConvTranspose has no checkerboard; its student keeps it that way.
+        channels["upsample"] = "nearest"
     widths = (ngf,) if ngf is not None else SEARCH_NGF
     teacher_depth = int(teacher_config.get("n_blocks", max(SEARCH_BLOCKS)))
     depths = (n_blocks,) if n_blocks is not None else tuple(range(min(max(teacher_depth, 1), max(SEARCH_BLOCKS)), 0, -1))

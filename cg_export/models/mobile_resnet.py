@@ -108,6 +108,9 @@ class MobileResnetGenerator(nn.Module):
         n_blocks: Number of separable residual blocks.
         channels: GAN Compression's per-stage widths (6 or 8 numbers, see the module docstring), or ``None``.
         norm: Only ``"instance"``; recorded so every config names its norm.
+        upsample: ``"transpose"`` (GAN Compression's ConvTranspose) or ``"nearest"`` (nearest-neighbour upsampling
+            and a 3x3 convolution, no checkerboard: the student of a ``resnet_upsample`` teacher; ours only, so
+            recorded in the config, and bare GAN Compression state dicts are always ``"transpose"``).
 
     Input height and width must be multiples of :attr:`size_multiple` (two stride-2 stages).
     """
@@ -122,8 +125,11 @@ class MobileResnetGenerator(nn.Module):
         n_blocks: int = 9,
         channels: list[int] | None = None,
         norm: str = "instance",
+        upsample: str = "transpose",
     ):
         super().__init__()
+        if upsample not in ("transpose", "nearest"):
+            raise TypeError(f"upsample must be 'transpose' or 'nearest', not {upsample!r}")
         if norm != "instance":
             raise TypeError(f"mobile ResNet generators use InstanceNorm (as GAN Compression's CycleGAN models), not {norm!r}")
         if n_blocks < 0 or ngf < 1 or in_channels < 1 or out_channels < 1:
@@ -141,6 +147,8 @@ class MobileResnetGenerator(nn.Module):
             "channels": channels,
             "norm": "instance",
         }
+        if upsample == "nearest":  # recorded only when set, so GAN Compression's configs stay as they were
+            self.config["upsample"] = upsample
         stem, down, trunk = widths["stem"], widths["down"], widths["trunk"]
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -157,8 +165,12 @@ class MobileResnetGenerator(nn.Module):
         layers += [MobileResnetBlock(trunk, inner) for inner in widths["blocks"]]
         previous = trunk
         for width in widths["up"]:
+            if upsample == "transpose":
+                layers.append(nn.ConvTranspose2d(previous, width, kernel_size=3, stride=2, padding=1, output_padding=1))
+            else:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(previous, width, kernel_size=3, padding=1)]
             layers += [
-                nn.ConvTranspose2d(previous, width, kernel_size=3, stride=2, padding=1, output_padding=1),
                 make_norm("instance", width),
                 nn.ReLU(True),
             ]
@@ -234,5 +246,6 @@ def describe_mobile_resnet(config: dict[str, Any]) -> str:
     """One line, e.g. ``mobile_resnet_9blocks (separable blocks, ngf 16, 3->3 channels)``."""
     widths = f"GAN Compression widths {'_'.join(map(str, config['channels']))}" if config.get("channels") else (
         f"ngf {config.get('ngf', 64)}")
-    return (f"mobile_resnet_{config.get('n_blocks', 9)}blocks (depthwise-separable blocks, {widths}, "
+    upsampling = ", nearest Upsample + conv upsampling" if config.get("upsample") == "nearest" else ""
+    return (f"mobile_resnet_{config.get('n_blocks', 9)}blocks (depthwise-separable blocks{upsampling}, {widths}, "
             f"{config.get('in_channels', 3)}->{config.get('out_channels', 3)} channels)")
