@@ -23,6 +23,9 @@ def demo(
     device: str | None = typer.Option(None, help="Training device: auto, cpu, cuda, cuda:N (default: auto = CUDA "
                                       "when PyTorch sees a GPU)."),
     seed: int | None = typer.Option(None, help="Seed of the data and the training (default: 0)."),
+    pretrained: bool = typer.Option(True, "--pretrained/--no-pretrained", help="Also show the shipped pretrained "
+                                    "generator (the same recipe, trained for longer) and deploy whichever of the two "
+                                    "is closer to the true poster prints."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Make the demo dataset, train a small CycleGAN, distil a smaller student from it (cg-compress), deploy it
@@ -31,7 +34,7 @@ def demo(
     report.md, report.html and report.json."""
     from cg_demo.runner import run_demo
 
-    run_demo(out, quick=quick, device=device, seed=seed, progress=progress)
+    run_demo(out, quick=quick, device=device, seed=seed, progress=progress, pretrained=pretrained)
 
 
 def main() -> None:

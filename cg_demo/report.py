@@ -13,7 +13,18 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from cg_demo.results import REFERENCE_LABEL, STUDENT_LABEL, DemoResult, ExportOutcome, SampleOutcome
+from cg_demo.results import (
+    PHOTOGRAPH_LABEL,
+    POSTER_MAE_GOAL,
+    POSTER_MAE_LIMIT,
+    PRETRAINED_LABEL,
+    REFERENCE_LABEL,
+    STUDENT_LABEL,
+    TRAINED_HERE_LABEL,
+    DemoResult,
+    ExportOutcome,
+    SampleOutcome,
+)
 from cg_export.bench import BenchResult, import_pyplot
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
@@ -42,6 +53,7 @@ def write_sample_grid(result: DemoResult, path: Path, gap: int = 6) -> str | Non
         return None
     labels = list(dict.fromkeys(label for s in samples for label in s.outputs))
     columns = ["photograph", "poster print", *labels]
+    titles = [*columns[:2], *(_column_title(result, label) for label in labels)]
     tiles = [[s.photo, s.target, *(s.images.get(label) for label in labels)] for s in samples]
     tile_w = max(t.shape[1] for row in tiles for t in row if t is not None)
     row_h = [max(t.shape[0] for t in row if t is not None) for row in tiles]
@@ -51,7 +63,7 @@ def write_sample_grid(result: DemoResult, path: Path, gap: int = 6) -> str | Non
     height = header + sum(h + caption + gap for h in row_h) + gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, title in enumerate(columns):
+    for c, title in enumerate(titles):
         draw.text((gap + c * (tile_w + gap) + tile_w // 2, header // 2), title, fill="black", font=font, anchor="mm")
     top = header
     for sample, row, h in zip(samples, tiles, row_h):
@@ -59,7 +71,7 @@ def write_sample_grid(result: DemoResult, path: Path, gap: int = 6) -> str | Non
             left = gap + c * (tile_w + gap)
             if tile is not None:
                 canvas.paste(Image.fromarray(tile), (left, top))
-            text = _caption(sample, columns[c])
+            text = _caption(result, sample, columns[c])
             if text:
                 draw.text((left + tile_w // 2, top + h + caption // 2), text, fill="#333333", font=small, anchor="mm")
         top += h + caption + gap
@@ -68,15 +80,35 @@ def write_sample_grid(result: DemoResult, path: Path, gap: int = 6) -> str | Non
     return path.name
 
 
-def _caption(sample: SampleOutcome, column: str) -> str:
+def _column_title(result: DemoResult, label: str) -> str:
+    choice = result.generators
+    if choice is None or choice.pretrained is None:
+        return label
+    if label == REFERENCE_LABEL:
+        return f"{choice.deployed_label}, PyTorch fp32"
+    return f"{label}, PyTorch fp32" if label in (TRAINED_HERE_LABEL, PRETRAINED_LABEL) else label
+
+
+def _caption(result: DemoResult, sample: SampleOutcome, column: str) -> str:
     if column == "photograph":
         return sample.photograph
     if column.startswith("poster"):
         return ""
     if column == REFERENCE_LABEL:
         return "reference"
+    if column in (TRAINED_HERE_LABEL, PRETRAINED_LABEL):
+        minutes = _generator_minutes(result, column)
+        return "" if minutes is None else f"{minutes:.0f} min of training"
     psnr = sample.psnr_db.get(column)
     return "" if psnr is None else _db(psnr)
+
+
+def _generator_minutes(result: DemoResult, label: str) -> float | None:
+    """Training minutes of the generator trained here or of the pretrained one."""
+    if label == TRAINED_HERE_LABEL:
+        return result.training.seconds / 60 if result.training else None
+    record = result.generators.pretrained_record if result.generators else {}
+    return record["seconds"] / 60 if record else None
 
 
 def write_training_plot(result: DemoResult, path: Path) -> str | None:
@@ -159,11 +191,10 @@ def _figure(name: str, alt: str) -> str:
 
 def to_markdown(result: DemoResult) -> str:
     """The whole report as GitHub-flavoured Markdown, in reading order."""
-    plan, training, figures = result.plan, result.training, result.figures
+    plan, figures = result.plan, result.figures
     environment = result.bench.environment if result.bench else {}
     versions = ", ".join(f"{k} {v}" for k, v in environment.get("versions", {}).items())
     stage_list = ", ".join(f"{s.name} {s.seconds:.0f} s" for s in result.stages)
-    steps = training.steps if training else "?"
     parts = ["# cg-demo report", _headline(result), _bullets([
         f"Machine: {environment.get('cpu', '?')} ({environment.get('cores', '?')} cores), "
         f"GPU: {environment.get('gpu') or 'none'}",
@@ -179,15 +210,13 @@ def to_markdown(result: DemoResult) -> str:
         f"Rows: {', '.join(s.photograph for s in result.samples)} (scikit-image's photographs that training, "
         "calibration and verification never used), resized to a shorter side of "
         f"{plan.sample_side} px. Columns: the photograph; its poster print, the procedural style that "
-        "domain B was made with, so the right answer is known; then each backend's output, captioned with its PSNR "
-        "against PyTorch fp32 on the same photograph (8-bit images). Each file is in `stylized/`.")
-    if result.learned and result.learned.summary:
-        parts.append(
-            f"How much it learned: {result.learned.summary}. The demo trains for "
-            f"{steps} steps at {plan.image_size} px with a "
-            f"{plan.n_blocks}-block, ngf {plan.ngf} generator so that it ends in minutes on a "
-            "laptop CPU; the paper trains 9 blocks at ngf 64 for 200 epochs, so expect a colour and texture shift "
-            "towards the poster palette, not a finished style.")
+        "domain B was made with, so the right answer is known; "
+        f"{_generator_columns(result)}each backend's output, captioned with its PSNR against PyTorch fp32 on the "
+        "same photograph (8-bit images). Each file is in `stylized/`.")
+    parts += _generator_parts(result)
+    if result.learned and result.learned.versions:
+        parts += ["### How close to the true poster prints", _learned_text(result),
+                  markdown_table(_learned_table(result))]
 
     parts += ["## Exports: parity with PyTorch", *_deployment_parts(result), markdown_table(_export_table(result)),
               "`cg-export deploy` made every candidate this machine can run and verified each against PyTorch fp32 on "
@@ -223,6 +252,67 @@ def _bench_rows(result: DemoResult) -> list[BenchResult]:
     return result.bench.results if result.bench else []
 
 
+def _generator_columns(result: DemoResult) -> str:
+    choice = result.generators
+    if choice is None or choice.pretrained is None:
+        return "then the generator trained here (PyTorch fp32) and "
+    other = choice.other
+    assert other is not None
+    return (f"then {_generator_name(choice.deployed_label)}, which the student, the exports and the benchmark use "
+            f"(PyTorch fp32); {_generator_name(other[0])}, for comparison, captioned with its training time; then ")
+
+
+def _generator_name(label: str) -> str:
+    return "the generator trained here" if label == TRAINED_HERE_LABEL else "the pretrained generator"
+
+
+def _generator_parts(result: DemoResult) -> list[str]:
+    """Which generator the later stages use and why, and how the pretrained one was made."""
+    choice = result.generators
+    if choice is None:
+        return []
+    parts = ["### Which generator", f"The later stages use {choice.why}."]
+    record = choice.pretrained_record
+    if record:
+        parts.append(
+            f"The pretrained generator (`{Path(choice.pretrained or '').relative_to(result.out)}`, shipped in the "
+            "package as `cg_demo/pretrained/poster_G_AB.pt`) is the full demo's recipe, the same data, options "
+            f"and seed, trained for {record['epochs']} epochs ({record['steps']} steps) instead of "
+            f"{result.plan.epochs}: {record['seconds'] / 60:.0f} min on {record['machine']}, {record['software']}, "
+            f"{record['trained']}. `benchmarks/pretrain_demo_generator.py` made it with these commands:")
+        parts.append(f"```bash\n{record['data_command']}\n{record['train_command']}\n```")
+    return parts
+
+
+def _learned_text(result: DemoResult) -> str:
+    learned, plan = result.learned, result.plan
+    assert learned is not None
+    steps = result.training.steps if result.training else "?"
+    if learned.output_mae is None:
+        return f"Not measured: {learned.summary}."
+    verdict = ("within" if learned.meets_limit else "outside") + f" the demo's bar of {POSTER_MAE_LIMIT:.0f} levels"
+    if learned.output_mae <= POSTER_MAE_GOAL:
+        verdict += f" and its goal of {POSTER_MAE_GOAL:.0f}"
+    return (f"Domain B is made procedurally, so the right answer for each held-out photograph is known. Mean "
+            f"absolute difference (8-bit levels, lower is closer) and SSIM (1 is identical) to it, averaged over the "
+            f"{len(result.samples)} photographs: the deployed generator's output (PyTorch fp32) is "
+            f"{learned.output_mae:.1f} levels away ({verdict}), the photographs themselves "
+            f"{learned.photograph_mae:.1f}. The demo trains a {plan.n_blocks}-block, ngf {plan.ngf} generator for "
+            f"{steps} steps of {plan.image_size}-px crops.")
+
+
+def _learned_table(result: DemoResult) -> list[list[str]]:
+    learned = result.learned
+    assert learned is not None
+    names = list(learned.versions[0].per_photograph) if learned.versions else []
+    rows = [["version", "mean abs difference (levels)", "SSIM", *(f"{name} (levels)" for name in names)]]
+    for version in learned.versions:
+        label = "the photograph itself" if version.label == PHOTOGRAPH_LABEL else _column_title(result, version.label)
+        rows.append([label, f"{version.mae:.1f}", f"{version.ssim:.3f}",
+                     *(f"{version.per_photograph.get(name, float('nan')):.1f}" for name in names)])
+    return rows
+
+
 def _headline(result: DemoResult) -> str:
     made = [e for e in result.exports if e.path]
     trt = next((e for e in result.exports if e.backend == "TensorRT"), None)
@@ -232,6 +322,15 @@ def _headline(result: DemoResult) -> str:
             f"({training.seconds if training else 0:.0f} s on {result.device}), exported it to "
             f"{_made_list(made)}, each verified against PyTorch, "
             "benchmarked every file and stylized photographs it never saw.")
+    choice, learned = result.generators, result.learned
+    if choice is not None and choice.pretrained is not None:
+        minutes = _generator_minutes(result, PRETRAINED_LABEL) or 0
+        text += (f" Deployed: {_generator_name(choice.deployed_label)}"
+                 + (f" (the same recipe trained for {minutes:.0f} min)" if choice.deployed_label == PRETRAINED_LABEL
+                    else "") + ".")
+    if learned is not None and learned.output_mae is not None:
+        text += (f" Its output is {learned.output_mae:.1f} levels (SSIM {learned.output_ssim:.2f}) from the true "
+                 f"poster prints of the held-out photographs, which are {learned.photograph_mae:.1f} from them.")
     if trt is not None and trt.path is None:
         text += " TensorRT: not built here (see the exports table)."
     size = min(((r.height, r.width) for r in rows), default=None)

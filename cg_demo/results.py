@@ -24,6 +24,9 @@ DEMO_VERSION = 1
 REFERENCE_LABEL = "PyTorch fp32"
 #: The distilled student's column (a PyTorch checkpoint, compared with the generator it was distilled from).
 STUDENT_LABEL = "student fp32"
+#: The column of the generator the demo trained, when the pretrained one is deployed (and the other way round).
+TRAINED_HERE_LABEL = "trained here"
+PRETRAINED_LABEL = "pretrained"
 
 
 @dataclass
@@ -67,6 +70,38 @@ class TrainingRecord:
         return {"generator": self.generator, "epochs": self.epochs, "steps": self.steps, "seconds": self.seconds,
                 "steps_per_second": self.steps_per_second, "losses": self.losses, "options": self.options,
                 "samples_image": self.samples_image}
+
+
+@dataclass
+class GeneratorChoice:
+    """Which generator the deployment stages use: the one trained here or the shipped pretrained one.
+
+    Attributes:
+        deployed: Checkpoint that the student, the exports, the benchmark and the ``PyTorch fp32`` column use.
+        deployed_label: :data:`TRAINED_HERE_LABEL` or :data:`PRETRAINED_LABEL`.
+        trained_here: The demo's own generator.
+        pretrained: The pretrained generator as copied into the demo folder (``None``: not used; ``why`` says why).
+        pretrained_record: How the pretrained generator was made (``poster_G_AB.json``), when used.
+        distances: Mean abs difference of each generator's output to the held-out poster prints, by label.
+        why: One sentence: which one, and why.
+    """
+
+    deployed: str
+    deployed_label: str
+    trained_here: str
+    pretrained: str | None = None
+    pretrained_record: dict[str, Any] = field(default_factory=dict)
+    distances: dict[str, float] = field(default_factory=dict)
+    why: str = ""
+
+    @property
+    def other(self) -> tuple[str, str] | None:
+        """``(label, checkpoint)`` of the generator that is not deployed, if there is one."""
+        if self.pretrained is None:
+            return None
+        if self.deployed_label == PRETRAINED_LABEL:
+            return TRAINED_HERE_LABEL, self.trained_here
+        return PRETRAINED_LABEL, self.pretrained
 
 
 @dataclass
@@ -168,23 +203,60 @@ class SampleOutcome:
                 "outputs": self.outputs, "psnr_db": self.psnr_db}
 
 
+#: Mean abs difference (8-bit levels) to the true poster prints at or under which the demo's output counts as having
+#: learned the style (issue 18's bar), and the level it aims for.
+POSTER_MAE_LIMIT = 20.0
+POSTER_MAE_GOAL = 15.0
+#: The row of the unchanged photographs in :attr:`LearnedMapping.versions` (the distance training starts from).
+PHOTOGRAPH_LABEL = "photograph"
+
+
+@dataclass(frozen=True)
+class PosterDistance:
+    """How far one version of the held-out photographs is from their true poster prints (means over photographs).
+
+    Attributes:
+        label: ``"photograph"`` (the input itself), ``"PyTorch fp32"`` or a backend's column label.
+        mae: Mean absolute difference in 8-bit levels (lower is closer).
+        ssim: Structural similarity, 1 for identical images (scikit-image's, 7x7 windows, per channel).
+        per_photograph: ``{photograph name: mean abs difference}``.
+    """
+
+    label: str
+    mae: float
+    ssim: float
+    per_photograph: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class LearnedMapping:
-    """How far training moved held-out photographs towards their true poster prints (8-bit levels).
+    """How far training moved held-out photographs towards their true poster prints (8-bit levels and SSIM).
 
     Attributes:
         photograph_mae: Mean absolute difference of the photographs to their poster prints (``None``: not measured).
         output_mae: The same for the PyTorch model's outputs.
         summary: One sentence for people.
+        photograph_ssim: SSIM of the photographs to their poster prints.
+        output_ssim: SSIM of the PyTorch model's outputs.
+        versions: The photograph, then every backend that stylized them, in the samples' column order.
     """
 
     photograph_mae: float | None
     output_mae: float | None
     summary: str
+    photograph_ssim: float | None = None
+    output_ssim: float | None = None
+    versions: list[PosterDistance] = field(default_factory=list)
+
+    @property
+    def meets_limit(self) -> bool:
+        """The model's output is within :data:`POSTER_MAE_LIMIT` of the true poster prints."""
+        return self.output_mae is not None and self.output_mae <= POSTER_MAE_LIMIT
 
     def to_json(self) -> dict[str, Any]:
         """The ``"learned"`` object of ``report.json``."""
-        return asdict(self)
+        return {**asdict(self), "limit_mae": POSTER_MAE_LIMIT, "goal_mae": POSTER_MAE_GOAL,
+                "meets_limit": self.meets_limit}
 
 
 @dataclass
@@ -205,8 +277,10 @@ class DemoResult:
     quick: bool
     device: str
     seed: int
+    offer_pretrained: bool = True
     stages: list[StageTime] = field(default_factory=list)
     training: TrainingRecord | None = None
+    generators: GeneratorChoice | None = None
     student: StudentRecord | None = None
     deployment: DeploymentRecord | None = None
     learned: LearnedMapping | None = None
@@ -237,6 +311,7 @@ class DemoResult:
             "stages": [asdict(stage) for stage in self.stages],
             "total_seconds": round(self.total_seconds, 1),
             "training": self.training.to_json() if self.training else {},
+            "generators": asdict(self.generators) if self.generators else {},
             "student": asdict(self.student) if self.student else {},
             "learned": self.learned.to_json() if self.learned else {},
             "deployment": asdict(self.deployment) if self.deployment else {},

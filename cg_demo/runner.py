@@ -27,14 +27,19 @@ import numpy as np
 from PIL import Image
 
 from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
-from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
+from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan, training_options
 from cg_demo.results import (
+    PHOTOGRAPH_LABEL,
+    PRETRAINED_LABEL,
     REFERENCE_LABEL,
     STUDENT_LABEL,
+    TRAINED_HERE_LABEL,
     DemoResult,
     DeploymentRecord,
     ExportOutcome,
+    GeneratorChoice,
     LearnedMapping,
+    PosterDistance,
     SampleOutcome,
     StageTime,
     StudentRecord,
@@ -46,10 +51,12 @@ from cg_export.files import atomic_output
 from cg_export.images import sample_photographs
 from cg_export.parity import psnr_uint8
 
+#: Where the shipped pretrained generator is copied, so every command the report lists names a file in the folder.
+PRETRAINED_FOLDER = "pretrained"
 #: Written first into the output folder; an earlier demo is recognised by it and replaced, anything else refused.
 MARKER = ".cg-demo"
 #: What the demo writes into its folder: removed (only these) when an earlier demo is replaced.
-DEMO_ENTRIES = ("data", "run", "deploy", "models", "stylized", "report.md", "report.html", "report.json", "bench.json",
+DEMO_ENTRIES = ("data", "run", PRETRAINED_FOLDER, "deploy", "models", "stylized", "report.md", "report.html", "report.json", "bench.json",
                 "bench.md", "bench.png", "samples.png", "training.png")
 
 #: The deployment folder ``cg-export deploy`` writes (every candidate kept under its ``candidates/``).
@@ -90,6 +97,7 @@ def run_demo(
     progress: bool = True,
     say: Say | None = None,
     plan: DemoPlan | None = None,
+    pretrained: bool = True,
 ) -> DemoResult:
     """Run the whole pipeline on the embedded demo data and write the report into ``out``.
 
@@ -101,6 +109,9 @@ def run_demo(
         progress: Show progress bars (on stderr).
         say: Receives ``(label, text)`` progress lines; default prints them on stdout.
         plan: Override the plan (tests use a smaller one); ``quick`` then only labels the report.
+        pretrained: Also use the shipped pretrained generator (:mod:`cg_demo.pretrained`, the full plan's recipe
+            trained for longer): both are shown, and the later stages use whichever is closer to the true poster
+            prints. ``False`` uses only the generator trained here.
 
     Returns:
         What was made and measured; ``out/report.md`` holds it for people, ``out/report.json`` for programs.
@@ -117,9 +128,9 @@ def run_demo(
     seed = 0 if seed is None else seed
     torch_device = resolve_device(device or "auto")
     prepare_output(out, say)
-    result = DemoResult(out, plan, quick, str(torch_device), seed)
-    steps = (("data", _make_data), ("train", _train), ("student", _student), ("export", _export), ("bench", _bench),
-             ("stylize", _stylize), ("report", _report))
+    result = DemoResult(out, plan, quick, str(torch_device), seed, offer_pretrained=pretrained)
+    steps = (("data", _make_data), ("train", _train), ("choose", _choose_generator), ("student", _student),
+             ("export", _export), ("bench", _bench), ("stylize", _stylize), ("report", _report))
     for number, (name, stage) in enumerate(steps, 1):
         say(f"[{number}/{len(steps)}]", STAGE_TITLES[name])
         started = time.perf_counter()
@@ -133,6 +144,8 @@ def run_demo(
 STAGE_TITLES = {
     "data": "making the demo dataset (photographs and their poster-print versions)",
     "train": "training a small CycleGAN (cg-train)",
+    "choose": "comparing it with the pretrained generator (the same recipe, trained longer) on photographs neither "
+              "saw",
     "student": "distilling a smaller student from the generator (cg-compress)",
     "export": "exporting every candidate this machine runs (ONNX fp32 / fp16 / int8, TensorRT and OpenVINO where "
               "installed), verifying each against PyTorch and choosing the fastest that passes (cg-export deploy)",
@@ -157,9 +170,7 @@ def _train(result: DemoResult, say: Say, progress: bool) -> None:
     from training.trainer import LOSSES_FILE, train
 
     plan = result.plan
-    options = {"epochs": plan.epochs, "image_size": plan.image_size, "arch": plan.arch, "ngf": plan.ngf,
-               "n_blocks": plan.n_blocks, "ndf": plan.ndf, "lr": plan.lr, "lambda_id": plan.lambda_id, "seed": result.seed,
-               "device": result.device, "samples": 2, "log_every": 16}
+    options = {**training_options(plan, seed=result.seed, device=result.device), "samples": 2, "log_every": 16}
     started = time.perf_counter()
     trained = train(result.out / "data", "run", out=result.out, progress=progress, report=say, **options)
     seconds = time.perf_counter() - started
@@ -205,12 +216,12 @@ def _student(result: DemoResult, say: Say, progress: bool) -> None:
     from training.errors import TrainingError
 
     plan = result.plan
-    teacher = Path(_trained(result).generator)
+    teacher = _deployed(result)
     photos = result.out / "data" / "trainA"
     output = teacher.parent / f"{teacher.stem}_student.pt"
     options = {"ratio": plan.student_ratio, "epochs": plan.student_epochs,
                "batch_size": plan.student_batch, "image_size": plan.image_size,
-               "lr": plan.lr, "seed": result.seed, "device": result.device}
+               "lr": plan.student_lr, "seed": result.seed, "device": result.device}
     flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
                      for k, v in options.items())
     command = f"cg-compress {teacher} {photos} -o {output} {flags}"
@@ -235,7 +246,7 @@ def _student(result: DemoResult, say: Say, progress: bool) -> None:
 def _export(result: DemoResult, say: Say, progress: bool) -> None:
     from cg_export.deploy import deploy
 
-    checkpoint = Path(_trained(result).generator)
+    checkpoint = _deployed(result)
     photos = result.out / "data" / "trainA"
     folder = result.out / DEPLOY_FOLDER
     height, width = result.plan.bench_sizes[0]
@@ -274,12 +285,70 @@ def _export(result: DemoResult, say: Say, progress: bool) -> None:
     say("chose", made.decision.why)
 
 
-def _models(result: DemoResult) -> list[tuple[str, Path]]:
-    """``(column label, file)`` of the checkpoint and of every file the export stages made, in that order."""
+def _models(result: DemoResult, *, with_other_generator: bool = True) -> list[tuple[str, Path]]:
+    """``(column label, file)`` of the deployed generator, the other one (when there are two), the student and every
+    file the export stage made, in that order."""
     made = [(f"{'ONNX' if e.backend == 'ONNX Runtime' else e.backend} {e.precision}", Path(e.path))
             for e in result.exports if e.path is not None]
     student = [(STUDENT_LABEL, Path(result.student.path))] if result.student and result.student.path else []
-    return [(REFERENCE_LABEL, Path(_trained(result).generator)), *student, *made]
+    other = result.generators.other if result.generators and with_other_generator else None
+    return [(REFERENCE_LABEL, _deployed(result)), *([(other[0], Path(other[1]))] if other else []), *student, *made]
+
+
+def _deployed(result: DemoResult) -> Path:
+    """The generator the student, the exports and the benchmark use."""
+    return Path(result.generators.deployed) if result.generators else Path(_trained(result).generator)
+
+
+def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
+    """Copy the shipped pretrained generator in, measure both on the held-out photographs, deploy the closer one."""
+    trained = _trained(result).generator
+    choice = GeneratorChoice(deployed=trained, deployed_label=TRAINED_HERE_LABEL, trained_here=trained)
+    result.generators = choice
+    if not result.offer_pretrained:
+        choice.why = "the generator trained here (the pretrained one was not asked for: --no-pretrained)"
+        say("chose", choice.why)
+        return
+    from cg_demo.pretrained import pretrained_generator
+
+    try:
+        shipped, made = pretrained_generator()
+    except CgExportError as exc:
+        choice.why = f"the generator trained here: the pretrained one cannot be used ({exc})"
+        result.notes.append(f"no pretrained generator: {exc}")
+        say("skipped", f"pretrained generator: {exc}")
+        return
+    copy = result.out / PRETRAINED_FOLDER / "G_AB.pt"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(copy) as tmp:
+        shutil.copyfile(shipped, tmp)
+    choice.pretrained, choice.pretrained_record = str(copy), made.to_json()
+    for label, path in ((TRAINED_HERE_LABEL, trained), (PRETRAINED_LABEL, str(copy))):
+        choice.distances[label] = _poster_distance(Path(path), result)
+    here, there = choice.distances[TRAINED_HERE_LABEL], choice.distances[PRETRAINED_LABEL]
+    minutes = (result.training.seconds if result.training else 0) / 60
+    if there < here:
+        choice.deployed, choice.deployed_label = str(copy), PRETRAINED_LABEL
+        choice.why = (f"the pretrained generator ({made.minutes:.0f} min of training, {there:.1f} levels from the "
+                      f"true poster prints) over the one trained here ({minutes:.1f} min, {here:.1f} levels)")
+    else:
+        choice.why = (f"the generator trained here ({minutes:.1f} min, {here:.1f} levels from the true poster prints) "
+                      f"over the pretrained one ({made.minutes:.0f} min, {there:.1f} levels)")
+    say("chose", choice.why)
+
+
+def _poster_distance(checkpoint: Path, result: DemoResult) -> float:
+    """Mean abs difference (8-bit levels) of a generator's output to the held-out photographs' poster prints."""
+    from cg_export.backends import runner_for
+    from cg_export.stylize import Stylizer
+
+    differences = []
+    with runner_for(checkpoint, device=result.device) as runner:
+        stylizer = Stylizer(runner)
+        for _, photo in sample_inputs(result.plan.sample_side):
+            target = np.asarray(poster_style(Image.fromarray(photo)), dtype=np.float32)
+            differences.append(float(np.abs(stylizer.image(photo).astype(np.float32) - target).mean()))
+    return round(float(np.mean(differences)), 2)
 
 
 def _trained(result: DemoResult) -> TrainingRecord:
@@ -293,7 +362,7 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
 
     from cg_export import bench
 
-    files = [path for _, path in _models(result)]
+    files = [path for _, path in _models(result, with_other_generator=False)]
     targets = bench.targets_from_files(files, device=result.device)
     reference = bench.find_reference(files)
     bar = tqdm(total=len(targets) * len(result.plan.bench_sizes), unit="row", desc="bench", disable=not progress,
@@ -373,7 +442,8 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
                         sample.images[label] = output
                         if label == REFERENCE_LABEL:
                             reference[sample.photograph] = output
-                        if sample.photograph in reference:
+                        # Parity is against the deployed generator; the other generator is a different model.
+                        if sample.photograph in reference and label not in (TRAINED_HERE_LABEL, PRETRAINED_LABEL):
                             sample.psnr_db[label] = psnr_uint8(reference[sample.photograph], output)
                         bar.update(1)
             except CgExportError as exc:
@@ -394,25 +464,40 @@ def measure_learned_mapping(samples: list[SampleOutcome]) -> LearnedMapping:
     """How far training moved the photographs towards their true poster-print versions.
 
     Domain B is made procedurally from photographs, so unlike a real CycleGAN dataset the right answer for a held-out
-    photograph is known: its poster-print version. Mean absolute difference (8-bit levels) of the photograph itself
-    and of the PyTorch model's output to that version: training helped by as much as the second is below the first.
+    photograph is known: its poster-print version. Mean absolute difference (8-bit levels) and SSIM to that version
+    of the photograph itself (where training starts from), of the PyTorch model's output and of every backend's:
+    training helped by as much as the model's distance is below the photograph's.
     """
-    before, after = [], []
+    from skimage.metrics import structural_similarity
+
+    labels = list(dict.fromkeys(label for sample in samples for label in sample.images))
+    distances: dict[str, dict[str, tuple[float, float]]] = {}
     for sample in samples:
-        output = sample.images.get(REFERENCE_LABEL)
-        if output is None or sample.photo is None or sample.target is None:
+        if sample.photo is None or sample.target is None:
             continue
         target = sample.target.astype(np.float32)
-        before.append(float(np.abs(sample.photo.astype(np.float32) - target).mean()))
-        after.append(float(np.abs(output.astype(np.float32) - target).mean()))
-    if not before:
-        return LearnedMapping(None, None, "not measured: the PyTorch model did not run")
-    photo_mae, output_mae = float(np.mean(before)), float(np.mean(after))
+        for label, image in [(PHOTOGRAPH_LABEL, sample.photo), *((k, sample.images[k]) for k in labels
+                                                                 if k in sample.images)]:
+            mae = float(np.abs(image.astype(np.float32) - target).mean())
+            ssim = float(structural_similarity(image, sample.target, channel_axis=2, data_range=255))
+            distances.setdefault(label, {})[sample.photograph] = (mae, ssim)
+    versions = [PosterDistance(label, round(float(np.mean([m for m, _ in by_photo.values()])), 2),
+                               round(float(np.mean([s for _, s in by_photo.values()])), 3),
+                               {name: round(m, 2) for name, (m, _) in by_photo.items()})
+                for label, by_photo in distances.items()]
+    found = {version.label: version for version in versions}
+    photograph, output = found.get(PHOTOGRAPH_LABEL), found.get(REFERENCE_LABEL)
+    if photograph is None or output is None:
+        return LearnedMapping(None, None, "not measured: the PyTorch model did not run", versions=versions)
     return LearnedMapping(
-        photograph_mae=round(photo_mae, 2),
-        output_mae=round(output_mae, 2),
-        summary=(f"mean abs difference to the true poster-print versions of the held-out photographs: "
-                 f"{photo_mae:.1f} levels for the photographs, {output_mae:.1f} for the model's output"),
+        photograph_mae=photograph.mae,
+        output_mae=output.mae,
+        photograph_ssim=photograph.ssim,
+        output_ssim=output.ssim,
+        versions=versions,
+        summary=(f"distance to the true poster-print versions of the held-out photographs: the photographs "
+                 f"{photograph.mae:.1f} levels (mean abs difference), SSIM {photograph.ssim:.2f}; the model's output "
+                 f"{output.mae:.1f} levels, SSIM {output.ssim:.2f}"),
     )
 
 

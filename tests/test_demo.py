@@ -16,7 +16,15 @@ from PIL import Image
 
 from cg_demo import report as demo_report
 from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan
-from cg_demo.results import DEMO_FORMAT, REFERENCE_LABEL, STUDENT_LABEL, SampleOutcome
+from cg_demo.pretrained import file_sha256
+from cg_demo.results import (
+    DEMO_FORMAT,
+    PRETRAINED_LABEL,
+    REFERENCE_LABEL,
+    STUDENT_LABEL,
+    TRAINED_HERE_LABEL,
+    SampleOutcome,
+)
 from cg_demo.runner import MARKER, measure_learned_mapping, prepare_output, run_demo
 from cg_export.errors import CgExportError
 
@@ -32,14 +40,37 @@ def quiet(label: str, text: str) -> None:
     """A progress sink that keeps the test output short."""
 
 
+def tiny_pretrained(folder: Path, seed: int = 3) -> tuple[Path, Path]:
+    """A stand-in for the shipped pretrained generator (a tiny one, so the demo test stays fast) and its record."""
+    import torch
+
+    from cg_demo.pretrained import PretrainedRecord, file_sha256
+    from cg_export.models import create_generator, save_generator
+    from cg_export.models.init import init_weights
+
+    torch.manual_seed(seed)
+    checkpoint = save_generator(init_weights(create_generator("resnet", ngf=4, n_blocks=1)), folder / "tiny_G_AB.pt")
+    record = PretrainedRecord(sha256=file_sha256(checkpoint), options={"epochs": 2}, data_command="python -c make",
+                              train_command="cg-train data --name tiny --epochs 2", epochs=2, steps=8, seconds=90.0,
+                              machine="test machine", software="Python 3", trained="2026-12-01")
+    record_file = folder / "tiny_G_AB.json"
+    record_file.write_text(json.dumps(record.to_json()))
+    return checkpoint, record_file
+
+
 @pytest.fixture(scope="module")
 def demo_with_fake_tensorrt(tmp_path_factory):
     """One tiny demo run with a stand-in TensorRT 10.3 (real API names), so the engine stage runs too."""
+    import cg_demo.pretrained
+
     trt, cuda = FakeTensorRT("10.3.0", "10.3.0"), FakeCudart()
     simulate_gpu(trt, cuda)
+    checkpoint, record = tiny_pretrained(tmp_path_factory.mktemp("pretrained"))
+    shipped = cg_demo.pretrained.pretrained_generator
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "tensorrt", trt)
         patch.setitem(sys.modules, "cuda.bindings.runtime", cuda)
+        patch.setattr(cg_demo.pretrained, "pretrained_generator", lambda: shipped(checkpoint, record))
         out = tmp_path_factory.mktemp("demo") / "out"
         result = run_demo(out, plan=TINY_PLAN, device="cpu", progress=False, say=quiet)
     return out, result
@@ -50,8 +81,8 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
     report = json.loads((out / "report.json").read_text())
     assert report["format"] == DEMO_FORMAT
-    assert [s["name"] for s in report["stages"]] == ["data", "train", "student", "export", "bench", "stylize",
-                                                    "report"]
+    assert [s["name"] for s in report["stages"]] == ["data", "train", "choose", "student", "export", "bench",
+                                                    "stylize", "report"]
     assert report["training"]["steps"] == 4 and Path(report["training"]["generator"]).is_file()
 
     made = {(e["backend"], e["precision"]): e for e in report["exports"]}
@@ -88,11 +119,12 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     kept = {"torch", "onnxruntime", "tensorrt"} | ({"openvino"} if made.get(("OpenVINO", "fp32"), {}).get("path") else set())
     assert {r["backend"].split(":")[0] for r in rows} == kept
     # The student is timed with the teacher as the reference: its MACs and PSNR against the teacher are in its row.
-    teacher_rows = {(r["height"], r["width"]): r for r in rows if r["model"] == report["training"]["generator"]}
+    deployed = report["generators"]["deployed"]
+    teacher_rows = {(r["height"], r["width"]): r for r in rows if r["model"] == deployed}
     student_rows = [r for r in rows if r["model"] == student["path"]]
     assert student_rows and all(r["psnr_db"] is not None for r in student_rows)
     assert all(r["macs"] * 1.1 <= teacher_rows[r["height"], r["width"]]["macs"] for r in student_rows)
-    assert report["bench"]["reference"].startswith(report["training"]["generator"])
+    assert report["bench"]["reference"].startswith(deployed)
     assert all(r["latency_ms"] and r["latency_ms"]["p50"] > 0 for r in rows)
     assert all(r["psnr_db"] is not None for r in rows)
 
@@ -117,8 +149,8 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
 def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake_tensorrt):
     out, result = demo_with_fake_tensorrt
     names = {"ONNX Runtime": "ONNX"}
-    labels = {REFERENCE_LABEL, STUDENT_LABEL} | {f"{names.get(e.backend, e.backend)} {e.precision}"
-                                                  for e in result.exports if e.path}
+    labels = {REFERENCE_LABEL, STUDENT_LABEL, result.generators.other[0]} | {
+        f"{names.get(e.backend, e.backend)} {e.precision}" for e in result.exports if e.path}
     assert {"ONNX fp32", "ONNX fp16", "TensorRT fp16"} <= labels
     assert len(result.samples) == 3
     for sample in result.samples:
@@ -134,6 +166,79 @@ def test_samples_run_on_every_backend_with_parity_against_pytorch(demo_with_fake
     side = TINY_PLAN.sample_side
     widths = [Image.open(s.input_path).size[0] for s in result.samples]
     assert grid.size[0] >= (2 + len(labels)) * max(widths) and grid.size[1] >= 3 * side
+
+
+def test_both_generators_are_shown_and_the_closer_one_is_deployed(demo_with_fake_tensorrt):
+    out, result = demo_with_fake_tensorrt
+    choice = result.generators
+    copy = out / "pretrained" / "G_AB.pt"
+    assert choice.pretrained == str(copy) and copy.is_file()
+    assert file_sha256(copy) == choice.pretrained_record["sha256"]
+    distances = choice.distances
+    assert set(distances) == {TRAINED_HERE_LABEL, PRETRAINED_LABEL}
+    closer = min(distances, key=distances.get)
+    assert choice.deployed_label == closer
+    assert choice.deployed == (str(copy) if closer == PRETRAINED_LABEL else result.training.generator)
+    other_label, other_path = choice.other
+    assert other_label != closer and Path(other_path).is_file()
+    for sample in result.samples:
+        # The other generator is a different model: shown, measured against the poster prints, but no parity.
+        assert other_label in sample.outputs and other_label not in sample.psnr_db
+    measured = {version.label: version.mae for version in result.learned.versions}
+    assert measured[REFERENCE_LABEL] == pytest.approx(distances[closer], abs=0.01)
+    assert measured[other_label] == pytest.approx(distances[other_label], abs=0.01)
+    markdown = (out / "report.md").read_text()
+    assert "### Which generator" in markdown and choice.why in markdown
+    assert choice.pretrained_record["train_command"] in markdown
+    assert "### How close to the true poster prints" in markdown and "| the photograph itself |" in markdown
+    assert json.loads((out / "report.json").read_text())["learned"]["versions"][0]["label"] == "photograph"
+
+
+def test_a_pretrained_generator_that_does_not_match_its_record_is_refused(tmp_path):
+    from cg_demo.pretrained import pretrained_generator
+
+    checkpoint, record = tiny_pretrained(tmp_path)
+    assert pretrained_generator(checkpoint, record)[0] == checkpoint
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-10])
+    with pytest.raises(CgExportError, match="SHA-256 .* is not the recorded"):
+        pretrained_generator(checkpoint, record)
+    with pytest.raises(CgExportError, match="record is missing"):
+        pretrained_generator(checkpoint, tmp_path / "none.json")
+    record.write_text("{not json")
+    with pytest.raises(CgExportError, match="cannot read"):
+        pretrained_generator(checkpoint, record)
+
+
+def test_the_shipped_pretrained_generator_is_the_full_plans_recipe():
+    """The package's pretrained generator loads, matches its record, and was trained like the full demo (longer)."""
+    from cg_demo.plan import training_options
+    from cg_demo.pretrained import pretrained_generator
+    from cg_export.models import create_generator, load_generator
+
+    checkpoint, record = pretrained_generator()
+    assert checkpoint.stat().st_size <= 2_000_000
+    assert record.options == {**training_options(FULL_PLAN, seed=0, device="cpu"), "epochs": record.epochs}
+    assert record.epochs > FULL_PLAN.epochs and record.steps == record.epochs * FULL_PLAN.train_per_domain
+    planned = create_generator(FULL_PLAN.arch, ngf=FULL_PLAN.ngf, n_blocks=FULL_PLAN.n_blocks)
+    assert load_generator(checkpoint).model.config == planned.config
+    # The record's distance is true: measured again here, on the same photographs, the same way as the report.
+    from PIL import Image
+
+    from cg_demo.data import poster_style
+    from cg_demo.runner import sample_inputs
+    from cg_export.backends import runner_for
+    from cg_export.stylize import Stylizer
+
+    samples = []
+    with runner_for(checkpoint, device="cpu") as runner:
+        stylizer = Stylizer(runner)
+        for name, photo in sample_inputs(FULL_PLAN.sample_side):
+            samples.append(SampleOutcome(name, "", "", photo=photo, target=np.asarray(poster_style(Image.fromarray(photo))),
+                                         images={REFERENCE_LABEL: stylizer.image(photo)}))
+    learned = measure_learned_mapping(samples)
+    assert learned.output_mae == pytest.approx(record.distance["mae"], abs=0.05)
+    assert learned.photograph_mae == pytest.approx(record.distance["photograph_mae"], abs=0.05)
+    assert learned.output_mae < learned.photograph_mae - 10
 
 
 def test_html_report_is_well_formed_and_links_files_that_exist(demo_with_fake_tensorrt):
@@ -175,6 +280,24 @@ def test_learned_mapping_is_measured_against_the_known_answer():
     assert measure_learned_mapping([sample(target - 10)]).output_mae == 10.0
     assert measure_learned_mapping([sample(None)]).output_mae is None
     assert measure_learned_mapping([sample(None)]).to_json()["photograph_mae"] is None
+
+
+def test_learned_mapping_reports_ssim_and_every_backend_against_the_bar():
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    target = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    close = np.clip(target.astype(int) + 12, 0, 255).astype(np.uint8)
+    sample = SampleOutcome("x", "x.png", "x-poster.png", photo=photo, target=target,
+                           images={REFERENCE_LABEL: target.copy(), "ONNX int8": close})
+    learned = measure_learned_mapping([sample])
+    by_label = {version.label: version for version in learned.versions}
+    assert list(by_label) == ["photograph", REFERENCE_LABEL, "ONNX int8"]
+    assert (by_label[REFERENCE_LABEL].mae, by_label[REFERENCE_LABEL].ssim) == (0.0, 1.0)
+    assert by_label["photograph"].ssim < 0.1 < by_label["ONNX int8"].ssim < 1.0
+    assert 0 < by_label["ONNX int8"].mae <= 12
+    assert learned.meets_limit and learned.to_json()["meets_limit"] is True
+    far = SampleOutcome("x", "x.png", "x-poster.png", photo=photo, target=target, images={REFERENCE_LABEL: photo})
+    assert not measure_learned_mapping([far]).meets_limit
 
 
 def test_markdown_and_html_say_the_same_thing():
@@ -268,3 +391,30 @@ def test_quickstart_demo_from_the_command_line(tmp_path):
         trt = [e for e in report["exports"] if e["backend"] == "TensorRT"]
         assert trt and all(e["path"] is None and "TensorRT not installed" in e["error"] for e in trt)
         assert "| not available here (TensorRT not installed) |" in (out / "report.md").read_text()
+
+
+def test_without_a_usable_pretrained_generator_the_one_trained_here_is_used(tmp_path, monkeypatch):
+    import cg_demo.pretrained
+    from cg_demo.results import DemoResult, TrainingRecord
+    from cg_demo.runner import _choose_generator
+
+    def demo_result(offer: bool) -> DemoResult:
+        result = DemoResult(tmp_path, TINY_PLAN, False, "cpu", 0, offer_pretrained=offer)
+        result.training = TrainingRecord(generator="run/G_AB.pt", epochs=1, steps=4, seconds=2.0, steps_per_second=2.0,
+                                         losses={}, options={}, samples_image=None)
+        return result
+
+    said: list[str] = []
+    declined = demo_result(offer=False)
+    _choose_generator(declined, lambda label, text: said.append(text), False)
+    assert declined.generators.deployed == "run/G_AB.pt" and declined.generators.other is None
+    assert "--no-pretrained" in said[-1]
+
+    def damaged():
+        raise CgExportError("poster_G_AB.pt: SHA-256 0123 is not the recorded 4567")
+
+    monkeypatch.setattr(cg_demo.pretrained, "pretrained_generator", damaged)
+    broken = demo_result(offer=True)
+    _choose_generator(broken, lambda label, text: said.append(text), False)
+    assert broken.generators.deployed == "run/G_AB.pt" and broken.generators.pretrained is None
+    assert any("SHA-256" in note for note in broken.notes) and "cannot be used" in broken.generators.why

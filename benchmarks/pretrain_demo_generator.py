@@ -1,0 +1,135 @@
+"""Make the demo's pretrained generator: the full ``cg-demo`` recipe, trained for many more epochs.
+
+    python benchmarks/pretrain_demo_generator.py --epochs 240 --threads 1          # train, then record
+    python benchmarks/pretrain_demo_generator.py --from-run RUN_DIR                 # record a finished cg-train run
+
+It writes the demo's dataset (the same call and seed as ``cg-demo``), runs ``cg-train`` on it with the options of
+:data:`cg_demo.plan.FULL_PLAN` (only ``--epochs`` differs), measures the result against the true poster prints of
+the held-out photographs, and writes ``cg_demo/pretrained/poster_G_AB.pt`` and its record ``poster_G_AB.json``
+(commands, seed, epochs, steps, minutes, machine, SHA-256). ``--from-run`` records a run that was started with the
+printed commands by hand (and refuses one whose options are not the plan's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cg_demo.data import make_demo_dataset, poster_style  # noqa: E402
+from cg_demo.plan import FULL_PLAN, training_options  # noqa: E402
+from cg_demo.pretrained import PRETRAINED_CHECKPOINT, PRETRAINED_RECORD, PretrainedRecord, file_sha256  # noqa: E402
+from cg_demo.results import REFERENCE_LABEL, SampleOutcome  # noqa: E402
+from cg_demo.runner import measure_learned_mapping, sample_inputs  # noqa: E402
+from cg_export.bench import describe_environment  # noqa: E402
+from cg_export.files import atomic_output  # noqa: E402
+from cg_export.models import load_generator  # noqa: E402
+from cg_export.stylize import Stylizer  # noqa: E402
+
+SEED = 0
+
+
+def data_command(folder: Path) -> str:
+    plan = FULL_PLAN
+    return (f"python -c \"from cg_demo.data import make_demo_dataset; make_demo_dataset('{folder}', "
+            f"size={plan.data_size}, train_per_domain={plan.train_per_domain}, test_per_domain=4, seed={SEED})\"")
+
+
+def train_command(data: Path, run: Path, epochs: int, threads: int, log_every: int = 64) -> list[str]:
+    options = {**training_options(FULL_PLAN, seed=SEED, device="cpu"), "epochs": epochs, "log_every": log_every}
+    flags = [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+    return ["cg-train", str(data), "--name", run.name, "--out", str(run.parent), *flags, "--threads", str(threads),
+            "--no-progress"]
+
+
+def distance(checkpoint: Path) -> dict[str, float]:
+    """Mean abs difference and SSIM of the generator's output to the held-out photographs' true poster prints."""
+    from PIL import Image
+
+    from cg_export.backends import runner_for
+
+    samples = []
+    with runner_for(checkpoint, device="cpu") as runner:
+        stylizer = Stylizer(runner)
+        for name, photo in sample_inputs(FULL_PLAN.sample_side):
+            target = np.asarray(poster_style(Image.fromarray(photo)))
+            samples.append(SampleOutcome(name, "", "", photo=photo, target=target,
+                                         images={REFERENCE_LABEL: stylizer.image(photo)}))
+    learned = measure_learned_mapping(samples)
+    return {"mae": learned.output_mae, "ssim": learned.output_ssim, "photograph_mae": learned.photograph_mae,
+            "photograph_ssim": learned.photograph_ssim}
+
+
+def record(run: Path, data: Path, threads: int) -> PretrainedRecord:
+    state = torch.load(run / "training_state.pt", map_location="cpu", weights_only=True)
+    options = dict(state["options"])
+    expected = {**training_options(FULL_PLAN, seed=SEED, device="cpu"), "epochs": options["epochs"]}
+    differs = {k: (options.get(k), v) for k, v in expected.items() if k in options and options.get(k) != v
+               and k not in ("log_every", "samples")}
+    if differs:
+        raise SystemExit(f"{run}: not trained with the full demo plan's options: {differs}")
+    if not state.get("finished"):
+        raise SystemExit(f"{run}: the run has not finished (epoch {state['epoch']} of {options['epochs']})")
+    checkpoint = run / "G_AB.pt"
+    environment = describe_environment(threads)
+    versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if k in ("torch", "cg-export"))
+    made = PretrainedRecord(
+        sha256=file_sha256(checkpoint),
+        options=expected,
+        data_command=data_command(data),
+        train_command=shlex.join(train_command(data, run, options["epochs"], threads, options["log_every"])),
+        epochs=int(state["epoch"]),
+        steps=int(state["global_step"]),
+        seconds=round(float(state["elapsed_seconds"]), 1),
+        machine=f"{environment['cpu']} ({environment['cores']} cores, {threads} thread(s)), "
+                f"GPU: {environment.get('gpu') or 'none'}",
+        software=f"Python {environment['python']}; {versions}",
+        trained=time.strftime("%Y-%m-%d", time.gmtime((run / "G_AB.pt").stat().st_mtime)),
+        distance=distance(checkpoint),
+    )
+    load_generator(checkpoint)  # refuse to ship a checkpoint the toolkit cannot load
+    with atomic_output(PRETRAINED_CHECKPOINT) as tmp:
+        shutil.copyfile(checkpoint, tmp)
+    import json
+
+    with atomic_output(PRETRAINED_RECORD) as tmp:
+        tmp.write_text(json.dumps(made.to_json(), indent=2) + "\n")
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=240, help="training epochs (the demo itself trains 16)")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads of the training run")
+    parser.add_argument("--work", type=Path, default=Path("runs/demo-pretrain"), help="data and run folder")
+    parser.add_argument("--from-run", type=Path, help="record this finished cg-train run instead of training")
+    args = parser.parse_args()
+    if args.from_run:
+        run = args.from_run.resolve()
+        state = torch.load(run / "training_state.pt", map_location="cpu", weights_only=True)
+        data = Path(state["dataset"]["root"])
+    else:
+        data, run = args.work.resolve() / "data", args.work.resolve() / "poster"
+        print(data_command(data))
+        make_demo_dataset(data, size=FULL_PLAN.data_size, train_per_domain=FULL_PLAN.train_per_domain,
+                          test_per_domain=4, seed=SEED)
+        command = train_command(data, run, args.epochs, args.threads)
+        print(shlex.join(command))
+        subprocess.run(command, check=True)
+    made = record(run, data, args.threads)
+    print(f"wrote {PRETRAINED_CHECKPOINT} and {PRETRAINED_RECORD}: {made.epochs} epochs, {made.steps} steps in "
+          f"{made.minutes:.0f} min; distance to the poster prints {made.distance}")
+
+
+if __name__ == "__main__":
+    main()
