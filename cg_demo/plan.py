@@ -50,10 +50,12 @@ class DemoPlan:
 
 
 # The recipe (issue 18): nearest-neighbour upsampling + convolution (resnet_upsample: no ConvTranspose
-# checkerboard) and the paper's Adam 2e-4 and identity weight 5. Demo-length runs (1,024 steps of 64-px crops, one
-# thread, the four-ink style) ended 36.4 levels from the held-out poster prints with these, 44.3 with the earlier
-# 1e-3 and 10 and 41.2 with 5e-4 and 5; the ConvTranspose generator with 1e-3 and 10 ended at 37.9. No demo-length
-# run came near the 20-level bar, so the package also ships this recipe trained for longer (cg_demo/pretrained).
+# checkerboard) and the paper's Adam 2e-4 and identity weight 5. At demo length (1,024 steps of 64-px crops) on a
+# draft of the four-ink style it ended closest to the held-out prints (36.4 levels) of the four recipes tried, ahead
+# of 1e-3 with identity 10 (44.3), 5e-4 with 5 (41.2) and the ConvTranspose generator with 1e-3 and 10 (37.9); on the
+# final style a demo-length run ends about 40 levels away (the photographs: 54). The same recipe trained for 240
+# epochs ends at 23 and is shipped in cg_demo/pretrained (benchmarks/pretrain_demo_generator.py; one recipe change
+# at a time: benchmarks/demo_recipe.py --set NAME=VALUE).
 # The student (cg-compress): the quick generator (0.38 G MACs) is too small for a 1/5 student (the smallest
 # mobile_resnet needs 0.10 G), so --quick asks for 1/3, for 6 steps of 8 photographs (2.0 s). The full plan's student
 # runs 64 steps an epoch: benchmarks/demo_student.py measured 2 epochs in 16 s (load average 1.9-2.4 on the 2 cores)
