@@ -29,6 +29,7 @@ from cg_export.bench import BenchResult, import_pyplot
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
 from cg_export.html import markdown_page
+from cg_export.models import create_generator, describe_architecture
 
 # ------------------------------------------------------------------------------------------------------ figures
 
@@ -455,7 +456,7 @@ def _student_parts(result: DemoResult) -> list[str]:
                          _ms(row.latency.p50),
                          "1.00x" if row is base else "-" if base is None else f"{_p50(base) / row.latency.p50:.2f}x",
                          "reference" if row is base else _db(row.psnr_db)])
-    text = (f"`cg-compress` distilled the trained generator (the teacher) into {student.architecture}, in "
+    text = (f"`cg-compress` distilled the deployed generator (the teacher) into {student.architecture}, in "
             f"{student.steps} step{'s' if student.steps != 1 else ''} "
             f"({student.epochs} epoch{'s' if student.epochs != 1 else ''}, {student.seconds:.0f} s) on domain A's training "
             f"images: `{_relative(result, student.path)}`. The teacher draws the targets, "
@@ -472,10 +473,11 @@ def _training_lines(result: DemoResult) -> list[str]:
     lines = [
         f"Data: {plan.train_per_domain} images per domain, {plan.data_size} px (`data/`): crops of scikit-image's "
         "astronaut, coffee, chelsea and hubble_deep_field photographs (public domain / CC0); domain B is other crops "
-        "of the same photographs in the poster-print style (smoothed, posterised, warm palette, dark outlines), drawn "
+        "of the same photographs in the four-ink poster-print style (median-smoothed; navy, red, pale blue or cream "
+        "by brightness, thresholds from each picture's own brightness; dark outlines on strong edges), drawn "
         "independently, so the data is unpaired.",
-        f"Model: ResNet generator, {plan.n_blocks} residual blocks, ngf {plan.ngf} (ConvTranspose upsampling, "
-        f"InstanceNorm); 70x70 PatchGAN discriminators, ndf {plan.ndf}; LSGAN, cycle L1 10, identity L1 "
+        f"Model: {describe_architecture(create_generator(plan.arch, ngf=plan.ngf, n_blocks=plan.n_blocks).config)}; "
+        f"70x70 PatchGAN discriminators, ndf {plan.ndf}; LSGAN, cycle L1 10, identity L1 "
         f"{plan.lambda_id:g}, "
         f"50-image replay buffers, Adam({plan.lr:g}, 0.5, 0.999), learning rate decaying linearly over the second "
         "half.",
