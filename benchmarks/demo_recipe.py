@@ -18,14 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cg_demo.data import make_demo_dataset, poster_style  # noqa: E402
+from cg_demo.data import make_demo_dataset  # noqa: E402
 from cg_demo.plan import FULL_PLAN, training_options  # noqa: E402
-from cg_demo.results import REFERENCE_LABEL, SampleOutcome  # noqa: E402
-from cg_demo.runner import measure_learned_mapping, sample_inputs  # noqa: E402
+from cg_demo.results import REFERENCE_LABEL  # noqa: E402
+from cg_demo.runner import measure_generator  # noqa: E402
 
 
 def main() -> None:
@@ -35,10 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from PIL import Image
 
-    from cg_export.backends import runner_for
-    from cg_export.stylize import Stylizer
     from training.trainer import train
 
     torch.set_num_threads(args.threads)
@@ -52,14 +47,7 @@ def main() -> None:
         started = time.perf_counter()
         trained = train(data, "run", out=work, progress=False, report=lambda label, text: None, **options)
         seconds = time.perf_counter() - started
-        samples = []
-        with runner_for(trained.generator_AB, device="cpu") as runner:
-            stylizer = Stylizer(runner)
-            for name, photo in sample_inputs(FULL_PLAN.sample_side):
-                target = np.asarray(poster_style(Image.fromarray(photo)))
-                samples.append(SampleOutcome(name, "", "", photo=photo, target=target,
-                                             images={REFERENCE_LABEL: stylizer.image(photo)}))
-    learned = measure_learned_mapping(samples)
+        learned = measure_generator(trained.generator_AB, FULL_PLAN.sample_side)
     per_photo = next(v for v in learned.versions if v.label == REFERENCE_LABEL).per_photograph
     print(f"options {json.dumps(options)}")
     print(f"{trained.global_step} steps in {seconds:.0f} s ({args.threads} thread(s)); {learned.summary}; "

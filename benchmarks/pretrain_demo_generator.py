@@ -20,21 +20,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cg_demo.data import make_demo_dataset, poster_style  # noqa: E402
+from cg_demo.data import make_demo_dataset  # noqa: E402
 from cg_demo.plan import FULL_PLAN, training_options  # noqa: E402
 from cg_demo.pretrained import PRETRAINED_CHECKPOINT, PRETRAINED_RECORD, PretrainedRecord, file_sha256  # noqa: E402
-from cg_demo.results import REFERENCE_LABEL, SampleOutcome  # noqa: E402
-from cg_demo.runner import measure_learned_mapping, sample_inputs  # noqa: E402
+from cg_demo.runner import measure_generator  # noqa: E402
 from cg_export.bench import describe_environment  # noqa: E402
 from cg_export.files import atomic_output  # noqa: E402
 from cg_export.models import load_generator  # noqa: E402
-from cg_export.stylize import Stylizer  # noqa: E402
 
 SEED = 0
 
@@ -54,18 +51,7 @@ def train_command(data: Path, run: Path, epochs: int, threads: int, log_every: i
 
 def distance(checkpoint: Path) -> dict[str, float]:
     """Mean abs difference and SSIM of the generator's output to the held-out photographs' true poster prints."""
-    from PIL import Image
-
-    from cg_export.backends import runner_for
-
-    samples = []
-    with runner_for(checkpoint, device="cpu") as runner:
-        stylizer = Stylizer(runner)
-        for name, photo in sample_inputs(FULL_PLAN.sample_side):
-            target = np.asarray(poster_style(Image.fromarray(photo)))
-            samples.append(SampleOutcome(name, "", "", photo=photo, target=target,
-                                         images={REFERENCE_LABEL: stylizer.image(photo)}))
-    learned = measure_learned_mapping(samples)
+    learned = measure_generator(checkpoint, FULL_PLAN.sample_side)
     return {"mae": learned.output_mae, "ssim": learned.output_ssim, "photograph_mae": learned.photograph_mae,
             "photograph_ssim": learned.photograph_ssim}
 

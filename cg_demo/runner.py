@@ -339,16 +339,28 @@ def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
 
 def _poster_distance(checkpoint: Path, result: DemoResult) -> float:
     """Mean abs difference (8-bit levels) of a generator's output to the held-out photographs' poster prints."""
+    learned = measure_generator(checkpoint, result.plan.sample_side, device=result.device)
+    assert learned.output_mae is not None
+    return learned.output_mae
+
+
+def measure_generator(checkpoint: str | Path, sample_side: int, device: str = "cpu") -> LearnedMapping:
+    """Stylize the held-out photographs with one model file and measure its distance to their true poster prints.
+
+    The same photographs, sizes and measure as the report's (:func:`sample_inputs`, :func:`measure_learned_mapping`);
+    the model's row is :data:`REFERENCE_LABEL`.
+    """
     from cg_export.backends import runner_for
     from cg_export.stylize import Stylizer
 
-    differences = []
-    with runner_for(checkpoint, device=result.device) as runner:
+    samples = []
+    with runner_for(checkpoint, device=device) as runner:
         stylizer = Stylizer(runner)
-        for _, photo in sample_inputs(result.plan.sample_side):
-            target = np.asarray(poster_style(Image.fromarray(photo)), dtype=np.float32)
-            differences.append(float(np.abs(stylizer.image(photo).astype(np.float32) - target).mean()))
-    return round(float(np.mean(differences)), 2)
+        for name, photo in sample_inputs(sample_side):
+            target = np.asarray(poster_style(Image.fromarray(photo)))
+            samples.append(SampleOutcome(name, "", "", photo=photo, target=target,
+                                         images={REFERENCE_LABEL: stylizer.image(photo)}))
+    return measure_learned_mapping(samples)
 
 
 def _trained(result: DemoResult) -> TrainingRecord:

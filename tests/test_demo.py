@@ -222,20 +222,9 @@ def test_the_shipped_pretrained_generator_is_the_full_plans_recipe():
     planned = create_generator(FULL_PLAN.arch, ngf=FULL_PLAN.ngf, n_blocks=FULL_PLAN.n_blocks)
     assert load_generator(checkpoint).model.config == planned.config
     # The record's distance is true: measured again here, on the same photographs, the same way as the report.
-    from PIL import Image
+    from cg_demo.runner import measure_generator
 
-    from cg_demo.data import poster_style
-    from cg_demo.runner import sample_inputs
-    from cg_export.backends import runner_for
-    from cg_export.stylize import Stylizer
-
-    samples = []
-    with runner_for(checkpoint, device="cpu") as runner:
-        stylizer = Stylizer(runner)
-        for name, photo in sample_inputs(FULL_PLAN.sample_side):
-            samples.append(SampleOutcome(name, "", "", photo=photo, target=np.asarray(poster_style(Image.fromarray(photo))),
-                                         images={REFERENCE_LABEL: stylizer.image(photo)}))
-    learned = measure_learned_mapping(samples)
+    learned = measure_generator(checkpoint, FULL_PLAN.sample_side)
     assert learned.output_mae == pytest.approx(record.distance["mae"], abs=0.05)
     assert learned.photograph_mae == pytest.approx(record.distance["photograph_mae"], abs=0.05)
     assert learned.output_mae < learned.photograph_mae - 10
