@@ -13,6 +13,7 @@ printed commands by hand (and refuses one whose options are not the plan's).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
@@ -31,7 +32,6 @@ from cg_demo.pretrained import PRETRAINED_CHECKPOINT, PRETRAINED_RECORD, Pretrai
 from cg_demo.runner import measure_generator  # noqa: E402
 from cg_export.bench import describe_environment  # noqa: E402
 from cg_export.files import atomic_output  # noqa: E402
-from cg_export.models import load_generator  # noqa: E402
 
 SEED = 0
 
@@ -81,13 +81,10 @@ def record(run: Path, data: Path, threads: int) -> PretrainedRecord:
                 f"GPU: {environment.get('gpu') or 'none'}",
         software=f"Python {environment['python']}; {versions}",
         trained=time.strftime("%Y-%m-%d", time.gmtime((run / "G_AB.pt").stat().st_mtime)),
-        distance=distance(checkpoint),
+        distance=distance(checkpoint),  # loads and runs it: a checkpoint the toolkit cannot open is refused here
     )
-    load_generator(checkpoint)  # refuse to ship a checkpoint the toolkit cannot load
     with atomic_output(PRETRAINED_CHECKPOINT) as tmp:
         shutil.copyfile(checkpoint, tmp)
-    import json
-
     with atomic_output(PRETRAINED_RECORD) as tmp:
         tmp.write_text(json.dumps(made.to_json(), indent=2) + "\n")
     return made

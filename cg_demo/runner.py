@@ -324,7 +324,9 @@ def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
         shutil.copyfile(shipped, tmp)
     choice.pretrained, choice.pretrained_record = str(copy), made.to_json()
     for label, path in ((TRAINED_HERE_LABEL, trained), (PRETRAINED_LABEL, str(copy))):
-        choice.distances[label] = _poster_distance(Path(path), result)
+        distance = measure_generator(path, result.plan.sample_side, device=result.device).output_mae
+        assert distance is not None  # both generators are PyTorch checkpoints that just loaded and ran
+        choice.distances[label] = distance
     here, there = choice.distances[TRAINED_HERE_LABEL], choice.distances[PRETRAINED_LABEL]
     minutes = (result.training.seconds if result.training else 0) / 60
     if there < here:
@@ -335,13 +337,6 @@ def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
         choice.why = (f"the generator trained here ({minutes:.1f} min, {here:.1f} levels from the true poster prints) "
                       f"over the pretrained one ({made.minutes:.0f} min, {there:.1f} levels)")
     say("chose", choice.why)
-
-
-def _poster_distance(checkpoint: Path, result: DemoResult) -> float:
-    """Mean abs difference (8-bit levels) of a generator's output to the held-out photographs' poster prints."""
-    learned = measure_generator(checkpoint, result.plan.sample_side, device=result.device)
-    assert learned.output_mae is not None
-    return learned.output_mae
 
 
 def measure_generator(checkpoint: str | Path, sample_side: int, device: str = "cpu") -> LearnedMapping:
