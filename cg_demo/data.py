@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from cg_export.errors import ImageError
 from cg_export.files import atomic_output
-from cg_export.images import PHOTOGRAPHS, sample_photographs
+from cg_export.images import IMAGE_SUFFIXES, PHOTOGRAPHS, load_image
 
 DEMO_PHOTOGRAPHS = ("astronaut", "coffee", "chelsea", "hubble_deep_field")
 # Photographs never used for training, calibration or demo data: held out for parity and quality figures.
@@ -84,8 +85,29 @@ def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> Image
     return crop.resize((size, size), Image.BICUBIC)
 
 
+def load_photographs(names: tuple[str, ...]) -> list[np.ndarray]:
+    """scikit-image's bundled photographs by file stem, as uint8 RGB (grey ones repeated over three channels).
+
+    Raises:
+        ImageError: scikit-image is not installed, or it ships no image of that name.
+    """
+    from importlib import resources
+
+    try:
+        folder = Path(str(resources.files("skimage") / "data"))
+    except ModuleNotFoundError:
+        raise ImageError("the demo's photographs come with scikit-image, which is not installed: "
+                         "pip install scikit-image") from None
+    files = {path.stem: path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES}
+    missing = [name for name in names if name not in files]
+    if missing:
+        raise ImageError(f"scikit-image ships no photograph named {', '.join(missing)}; "
+                         f"it has: {', '.join(sorted(files))}")
+    return [load_image(files[name]) for name in names]
+
+
 def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int = 64, test_per_domain: int = 8,
-                      seed: int = 0) -> Path:
+                      seed: int = 0, photographs: tuple[str, ...] = DEMO_PHOTOGRAPHS) -> Path:
     """Write ``root/{trainA,trainB,testA,testB}/*.png`` (the pytorch-CycleGAN-and-pix2pix layout).
 
     Args:
@@ -94,12 +116,16 @@ def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int =
         train_per_domain: Training images per domain.
         test_per_domain: Test images per domain.
         seed: Makes the dataset reproducible.
+        photographs: scikit-image photographs (file stems) the crops are taken from, in turn.
 
     Returns:
         ``root``.
     """
     root = Path(root)
-    photos = [image for name, image in sample_photographs() if name in DEMO_PHOTOGRAPHS]
+    held_out = sorted(set(photographs) & set(HELD_OUT_PHOTOGRAPHS))
+    if held_out:
+        raise ValueError(f"{', '.join(held_out)}: held out for the demo's measurements, never training data")
+    photos = load_photographs(tuple(photographs))
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_domain), ("test", test_per_domain)):
         for domain in ("A", "B"):

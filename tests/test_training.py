@@ -27,7 +27,7 @@ from cg_export.models import load_generator
 from training.cli import app
 from training.cyclegan import CycleGAN, LinearDecay
 from training.data import UnpairedImages, find_domains
-from training.discriminator import PatchDiscriminator
+from training.discriminator import PatchDiscriminator, receptive_field
 from training.errors import DatasetError, TrainingError
 from training.options import TrainOptions
 from training.replay_buffer import ReplayBuffer
@@ -319,6 +319,9 @@ def test_bad_data_roots_fail_in_one_line(tmp_path, setup, expected):
         ({"image_size": 16}, "--image-size 16 is too small"),
         ({"lr": 0.0}, "--lr must be positive"),
         ({"batch_size": 0}, "--batch-size must be a positive whole number"),
+        ({"d_layers": 0}, "--d-layers must be a positive whole number"),
+        ({"d_layers": 6}, "--d-layers 6: at most 5"),
+        ({"d_layers": 2, "image_size": 12}, r"the 34x34 PatchGAN \(--d-layers 2\) needs 16 or more"),
     ],
 )
 def test_invalid_options_are_refused(options, expected):
@@ -342,6 +345,19 @@ def test_patch_discriminator_is_the_70x70_patchgan():
     assert sum(p.numel() for p in disc.parameters()) == 2_764_737  # pytorch-CycleGAN-and-pix2pix's basic D
     assert [k for k in disc.state_dict() if k.endswith("weight")] == [f"model.{i}.weight" for i in (0, 2, 5, 8, 11)]
     assert disc(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_fewer_discriminator_layers_judge_smaller_patches_and_train():
+    """``--d-layers`` is pix2pix's ``--n_layers_D``: each layer fewer halves the patch each output value judges."""
+    assert [receptive_field(n) for n in (1, 2, 3, 4, 5)] == [16, 34, 70, 142, 286]
+    assert PatchDiscriminator(ndf=4, n_layers=2)(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 14, 14)
+    options = TrainOptions.from_overrides(arch="resnet_upsample", ngf=4, n_blocks=1, ndf=4, image_size=16, d_layers=2,
+                                          seed=0)
+    torch.manual_seed(0)
+    model = CycleGAN(options, torch.device("cpu"))
+    assert len([m for m in model.D_A.modules() if isinstance(m, torch.nn.Conv2d)]) == 4
+    losses = model.train_step(torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1)
+    assert torch.isfinite(losses).all()
 
 
 def test_decay_starts_halfway_unless_set():

@@ -40,6 +40,9 @@ def train_command(
     n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
     ngf: int | None = typer.Option(None, help="Width of the generator's first layer (default: 64)."),
     ndf: int | None = typer.Option(None, help=f"Width of the discriminators' first layer (default: {DEFAULTS.ndf})."),
+    d_layers: int | None = typer.Option(None, help="Stride-2 stages of the PatchGAN discriminators: 3 judges 70x70 "
+                                        "patches, 2 34x34, 1 16x16 (default: "
+                                        f"{DEFAULTS.d_layers}, the paper's)."),
     lr: float | None = typer.Option(None, help=f"Adam learning rate (default: {DEFAULTS.lr:g})."),
     lambda_cyc: float | None = typer.Option(None, help="Cycle-consistency (L1) weight "
                                             f"(default: {DEFAULTS.lambda_cyc:g})."),
@@ -65,7 +68,7 @@ def train_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
     threads: int | None = threads_option(),
 ) -> None:
-    """Train CycleGAN (LSGAN, cycle and identity L1 losses, 70x70 PatchGAN, replay buffer, linear LR decay).
+    """Train CycleGAN (LSGAN, cycle and identity L1 losses, PatchGAN (70x70), replay buffer, linear LR decay).
 
     On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
     """
@@ -83,7 +86,7 @@ def train_command(
         train(
             dataroot, name, out=out, resume=resume, progress=progress,
             epochs=epochs, decay_epoch=decay_epoch, image_size=image_size, batch_size=batch_size, arch=arch,
-            n_blocks=n_blocks, ngf=ngf, ndf=ndf, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
+            n_blocks=n_blocks, ngf=ngf, ndf=ndf, d_layers=d_layers, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
             pool_size=pool_size, device=device, amp=amp, channels_last=channels_last, seed=seed,
             save_every=save_every, workers=workers, log_every=log_every, samples=samples,
         )

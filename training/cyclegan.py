@@ -82,8 +82,8 @@ class CycleGAN:
             raise TrainingError(
                 f"--image-size {options.image_size} does not fit {options.arch}: it must be a multiple of {multiple}"
             )
-        self.D_A = init_weights(PatchDiscriminator(ndf=options.ndf))
-        self.D_B = init_weights(PatchDiscriminator(ndf=options.ndf))
+        self.D_A = init_weights(PatchDiscriminator(ndf=options.ndf, n_layers=options.d_layers))
+        self.D_B = init_weights(PatchDiscriminator(ndf=options.ndf, n_layers=options.d_layers))
         cuda = device.type == "cuda"
         self.memory_format = torch.channels_last if cuda and options.channels_last else torch.contiguous_format
         for net in self.networks.values():

@@ -12,6 +12,23 @@ from torch import Tensor, nn
 from cg_export.models.layers import conv_bias_for, make_norm
 
 
+def receptive_field(n_layers: int) -> int:
+    """Side in pixels of the patch each output value judges: 70 for the paper's 3 layers, 34 for 2, 16 for 1.
+
+    Walks back from one output value through the 4x4 convolutions: the two stride-1 ones at the end, then the
+    ``n_layers`` stride-2 ones.
+    """
+    field = 1
+    for stride in [1, 1] + [2] * n_layers:
+        field = (field - 1) * stride + 4
+    return field
+
+
+def smallest_input(n_layers: int) -> int:
+    """The smallest square input that leaves the discriminator an output of at least 2x2 (``4 * 2**n_layers``)."""
+    return 4 * 2**n_layers
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN: a grid of real/fake scores, one per overlapping patch (70x70 with the default three layers).
 

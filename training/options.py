@@ -11,8 +11,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from training.discriminator import receptive_field, smallest_input
 from training.errors import TrainingError
 
+#: The deepest discriminator ``--d-layers`` builds (286x286 patches, pix2pix's deepest named one).
+MAX_D_LAYERS = 5
 #: Options that may differ when a run is resumed: they change where and how fast it runs, not what it computes.
 RESUMABLE_CHANGES = frozenset({"device", "save_every", "workers", "log_every"})
 
@@ -32,6 +35,9 @@ class TrainOptions:
         n_blocks: Residual blocks of a ResNet generator; ``None`` keeps the architecture's own count.
         ngf: Width of the generator's first layer; ``None`` keeps the architecture's default (64).
         ndf: Width of the PatchGAN discriminators' first layer.
+        d_layers: Stride-2 stages of the PatchGAN discriminators: 3 (the paper's) judges 70x70 patches, 2 judges
+            34x34 and 1 16x16 (pix2pix's ``--n_layers_D``). On crops not much larger than 70 px the default judges
+            the whole crop at once; fewer layers judge local texture and edges.
         lr: Adam learning rate of generators and discriminators.
         beta1: Adam's first-moment decay.
         beta2: Adam's second-moment decay.
@@ -59,6 +65,7 @@ class TrainOptions:
     n_blocks: int | None = None
     ngf: int | None = None
     ndf: int = 64
+    d_layers: int = 3
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -113,7 +120,7 @@ class TrainOptions:
             TrainingError: naming the first bad option and what it accepts.
         """
         positive = {"epochs": self.epochs, "image_size": self.image_size, "batch_size": self.batch_size,
-                    "ndf": self.ndf, "log_every": self.log_every, "samples": self.samples}
+                    "ndf": self.ndf, "d_layers": self.d_layers, "log_every": self.log_every, "samples": self.samples}
         for name, value in positive.items():
             if int(value) != value or value < 1:
                 raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
@@ -134,9 +141,15 @@ class TrainOptions:
             raise TrainingError("Adam betas must lie in [0, 1)")
         if self.lambda_cyc < 0 or self.lambda_id < 0:
             raise TrainingError("--lambda-cyc and --lambda-id must not be negative")
-        if self.image_size < 32:
-            # Three stride-2 stages and two 4x4 convolutions leave the PatchGAN no output below 24 px.
-            raise TrainingError(f"--image-size {self.image_size} is too small: the 70x70 PatchGAN needs 32 or more")
+        if self.d_layers > MAX_D_LAYERS:
+            raise TrainingError(f"--d-layers {self.d_layers}: at most {MAX_D_LAYERS} "
+                                f"(judges {receptive_field(MAX_D_LAYERS)}x{receptive_field(MAX_D_LAYERS)} patches)")
+        if self.image_size < smallest_input(self.d_layers):
+            # Each stride-2 stage halves the crop and the two last 4x4 convolutions take 2 px more, so a smaller
+            # crop leaves the PatchGAN no output, or a single value.
+            field = receptive_field(self.d_layers)
+            raise TrainingError(f"--image-size {self.image_size} is too small: the {field}x{field} PatchGAN "
+                                f"(--d-layers {self.d_layers}) needs {smallest_input(self.d_layers)} or more")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise TrainingError(f"--seed must lie in [0, 2**63), not {self.seed}")
 

@@ -41,6 +41,7 @@ from cg_export.images import to_uint8
 from cg_export.models import describe_architecture, save_generator
 from training.cyclegan import LOSS_NAMES, CycleGAN
 from training.data import EpochBatches, UnpairedImages
+from training.discriminator import receptive_field
 from training.distributed import Processes, make_data_parallel
 from training.errors import TrainingError
 from training.options import RESUMABLE_CHANGES, TrainOptions
@@ -361,7 +362,9 @@ class _Run:
 
     def _report_setup(self) -> None:
         options, model = self.options, self.model
-        self.report("model", f"G: {describe_architecture(model.G_AB.config)}; D: 70x70 PatchGAN, ndf {options.ndf}")
+        field = receptive_field(options.d_layers)
+        self.report("model", f"G: {describe_architecture(model.G_AB.config)}; D: {field}x{field} PatchGAN, "
+                             f"ndf {options.ndf}")
         extras = []
         if model.amp_dtype is not None:
             extras.append(f"mixed precision {str(model.amp_dtype).removeprefix('torch.')}")
