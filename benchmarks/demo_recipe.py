@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cg_demo.data import make_demo_dataset  # noqa: E402
-from cg_demo.plan import FULL_PLAN, training_options  # noqa: E402
+from cg_demo.plan import FULL_PLAN, dataset_options, training_options  # noqa: E402
 from cg_demo.results import REFERENCE_LABEL  # noqa: E402
 from cg_demo.runner import measure_generator  # noqa: E402
 
@@ -53,8 +53,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     options = training_options(FULL_PLAN, seed=0, device="cpu")
     options.update(parse_assignments(args.set))
-    data_options = {"size": FULL_PLAN.data_size, "train_per_domain": FULL_PLAN.train_per_domain, "test_per_domain": 4,
-                    "seed": 0, **parse_assignments(args.data)}
+    data_options = {**dataset_options(FULL_PLAN, seed=0), **parse_assignments(args.data)}
     with tempfile.TemporaryDirectory() as scratch:
         work = str(args.keep.resolve()) if args.keep else scratch
         data = make_demo_dataset(Path(work) / "data", **data_options)

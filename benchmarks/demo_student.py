@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from cg_demo.data import make_demo_dataset
-from cg_demo.plan import FULL_PLAN, QUICK_PLAN
+from cg_demo.plan import FULL_PLAN, QUICK_PLAN, dataset_options
 from cg_export.models import create_generator, save_generator
 from training.compress import compress
 
@@ -26,8 +26,7 @@ def main(root: Path) -> None:
     torch.manual_seed(0)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     for name, plan in (("quick", QUICK_PLAN), ("full", FULL_PLAN)):
-        data = make_demo_dataset(root / name / "data", size=plan.data_size, train_per_domain=plan.train_per_domain,
-                                 test_per_domain=4, seed=0)
+        data = make_demo_dataset(root / name / "data", **dataset_options(plan, seed=0))
         teacher = save_generator(create_generator(plan.arch, ngf=plan.ngf, n_blocks=plan.n_blocks),
                                  root / name / "G_AB.pt")
         started, cpu = time.perf_counter(), time.process_time()

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cg_demo.data import make_demo_dataset  # noqa: E402
-from cg_demo.plan import FULL_PLAN, training_options  # noqa: E402
+from cg_demo.plan import FULL_PLAN, dataset_options, training_options  # noqa: E402
 from cg_demo.pretrained import PRETRAINED_CHECKPOINT, PRETRAINED_RECORD, PretrainedRecord, file_sha256  # noqa: E402
 from cg_demo.runner import measure_generator  # noqa: E402
 from cg_export.bench import describe_environment  # noqa: E402
@@ -36,16 +37,36 @@ from cg_export.files import atomic_output  # noqa: E402
 SEED = 0
 
 
+def shown(path: Path) -> str:
+    """A path as the recorded commands name it: relative to the current folder when it lies inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def data_command(folder: Path) -> str:
-    plan = FULL_PLAN
-    return (f"python -c \"from cg_demo.data import make_demo_dataset; make_demo_dataset('{folder}', "
-            f"size={plan.data_size}, train_per_domain={plan.train_per_domain}, test_per_domain=4, seed={SEED})\"")
+    arguments = ", ".join(f"{key}={value!r}" for key, value in dataset_options(FULL_PLAN, seed=SEED).items())
+    return (f"python -c \"from cg_demo.data import make_demo_dataset; make_demo_dataset('{shown(folder)}', "
+            f"{arguments})\"")
+
+
+def check_data(data: Path) -> None:
+    """Refuse a run whose training images are not the demo's dataset, byte for byte (it is made again to compare)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        expected = make_demo_dataset(Path(scratch) / "data", **dataset_options(FULL_PLAN, seed=SEED))
+        for domain in ("trainA", "trainB"):
+            made = sorted(p.name for p in (expected / domain).iterdir())
+            found = sorted(p.name for p in (data / domain).iterdir()) if (data / domain).is_dir() else []
+            if made != found or any(file_sha256(expected / domain / name) != file_sha256(data / domain / name)
+                                    for name in made):
+                raise SystemExit(f"{data / domain}: not the demo's dataset ({data_command(data)} makes it)")
 
 
 def train_command(data: Path, run: Path, epochs: int, threads: int, log_every: int = 64) -> list[str]:
     options = {**training_options(FULL_PLAN, seed=SEED, device="cpu"), "epochs": epochs, "log_every": log_every}
     flags = [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
-    return ["cg-train", str(data), "--name", run.name, "--out", str(run.parent), *flags, "--threads", str(threads),
+    return ["cg-train", shown(data), "--name", run.name, "--out", shown(run.parent), *flags, "--threads", str(threads),
             "--no-progress"]
 
 
@@ -66,12 +87,14 @@ def record(run: Path, data: Path, threads: int) -> PretrainedRecord:
         raise SystemExit(f"{run}: not trained with the full demo plan's options: {differs}")
     if not state.get("finished"):
         raise SystemExit(f"{run}: the run has not finished (epoch {state['epoch']} of {options['epochs']})")
+    check_data(data)
     checkpoint = run / "G_AB.pt"
     environment = describe_environment(threads)
     versions = ", ".join(f"{k} {v}" for k, v in environment["versions"].items() if k in ("torch", "cg-export"))
     made = PretrainedRecord(
         sha256=file_sha256(checkpoint),
         options=expected,
+        data_options=dataset_options(FULL_PLAN, seed=SEED),
         data_command=data_command(data),
         train_command=shlex.join(train_command(data, run, options["epochs"], threads, options["log_every"])),
         epochs=int(state["epoch"]),
@@ -104,8 +127,7 @@ def main() -> None:
     else:
         data, run = args.work.resolve() / "data", args.work.resolve() / "poster"
         print(data_command(data))
-        make_demo_dataset(data, size=FULL_PLAN.data_size, train_per_domain=FULL_PLAN.train_per_domain,
-                          test_per_domain=4, seed=SEED)
+        make_demo_dataset(data, **dataset_options(FULL_PLAN, seed=SEED))
         command = train_command(data, run, args.epochs, args.threads)
         print(shlex.join(command))
         subprocess.run(command, check=True)

@@ -85,6 +85,21 @@ def random_crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> Image
     return crop.resize((size, size), Image.BICUBIC)
 
 
+def rotate_hue(image: Image.Image, turn: float) -> Image.Image:
+    """The image with every hue turned by ``turn`` of a full circle (saturation and HSV value kept).
+
+    The brightness that picks a poster ink (luma: 0.299 R + 0.587 G + 0.114 B) changes with the hue, so a crop and
+    its turned copy get different prints. Tried for issue 18 as a way to teach that the ink follows brightness, not
+    colour; it made the demo's generator further from the held-out prints, not closer
+    (``benchmarks/results/demo_recipes.md``), so no plan uses it; ``benchmarks/demo_recipe.py --data recolour=P``
+    reruns that experiment.
+    """
+    hue, saturation, value = image.convert("HSV").split()
+    shift = int(round(turn * 256)) % 256
+    hue = hue.point(lambda level: (level + shift) % 256)
+    return Image.merge("HSV", (hue, saturation, value)).convert("RGB")
+
+
 def load_photographs(names: tuple[str, ...]) -> list[np.ndarray]:
     """scikit-image's bundled photographs by file stem, as uint8 RGB (grey ones repeated over three channels).
 
@@ -107,7 +122,7 @@ def load_photographs(names: tuple[str, ...]) -> list[np.ndarray]:
 
 
 def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int = 64, test_per_domain: int = 8,
-                      seed: int = 0, photographs: tuple[str, ...] = DEMO_PHOTOGRAPHS) -> Path:
+                      seed: int = 0, photographs: tuple[str, ...] = DEMO_PHOTOGRAPHS, recolour: float = 0.0) -> Path:
     """Write ``root/{trainA,trainB,testA,testB}/*.png`` (the pytorch-CycleGAN-and-pix2pix layout).
 
     Args:
@@ -117,6 +132,8 @@ def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int =
         test_per_domain: Test images per domain.
         seed: Makes the dataset reproducible.
         photographs: scikit-image photographs (file stems) the crops are taken from, in turn.
+        recolour: Probability that a crop's hues are turned by a random amount (:func:`rotate_hue`) before it is
+            saved (domain A) or printed (domain B).
 
     Returns:
         ``root``.
@@ -125,6 +142,8 @@ def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int =
     held_out = sorted(set(photographs) & set(HELD_OUT_PHOTOGRAPHS))
     if held_out:
         raise ValueError(f"{', '.join(held_out)}: held out for the demo's measurements, never training data")
+    if not 0.0 <= recolour <= 1.0:
+        raise ValueError(f"recolour {recolour}: a probability, from 0 to 1")
     photos = load_photographs(tuple(photographs))
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_domain), ("test", test_per_domain)):
@@ -133,6 +152,9 @@ def make_demo_dataset(root: str | Path, size: int = 128, train_per_domain: int =
             folder.mkdir(parents=True, exist_ok=True)
             for index in range(count):
                 crop = random_crop(photos[index % len(photos)], size, rng)
+                # Drawn only when asked for, so recolour=0 makes the same files as before it existed.
+                if recolour > 0 and rng.random() < recolour:
+                    crop = rotate_hue(crop, rng.random())
                 image = crop if domain == "A" else poster_style(crop)
                 with atomic_output(folder / f"{index:04d}.png") as tmp:
                     image.save(tmp, format="PNG")

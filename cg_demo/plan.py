@@ -50,24 +50,33 @@ class DemoPlan:
 
 
 # The recipe (issue 18): nearest-neighbour upsampling + convolution (resnet_upsample: no ConvTranspose
-# checkerboard) and the paper's Adam 2e-4 and identity weight 5. At demo length (1,024 steps of 64-px crops) on a
-# draft of the four-ink style it ended closest to the held-out prints (36.4 levels) of the four recipes tried, ahead
-# of 1e-3 with identity 10 (44.3), 5e-4 with 5 (41.2) and the ConvTranspose generator with 1e-3 and 10 (37.9); on the
-# final style a demo-length run ends about 40 levels away (the photographs: 54). The same recipe trained for 240
-# epochs ends at 23 and is shipped in cg_demo/pretrained (benchmarks/pretrain_demo_generator.py; one recipe change
-# at a time: benchmarks/demo_recipe.py --set NAME=VALUE).
+# checkerboard), the paper's Adam 2e-4, 512 crops per domain rather than 64, and no identity loss (the paper uses 5:
+# it rewards keeping a photograph's colours, and the poster's inks follow brightness, not colour). Chosen one change
+# at a time (benchmarks/demo_recipe.py; log and long runs in benchmarks/results/demo_recipes.md): at 6,144 steps 64
+# crops with identity 5 ended 25.4 levels from the held-out prints, 512 crops 24.6, with identity 1 22.5 and with 0
+# 23.4; trained long, identity 0 pulled ahead (see the log). The demo runs 1,024 steps; the same recipe trained much
+# longer is shipped in cg_demo/pretrained (benchmarks/pretrain_demo_generator.py).
 # The student (cg-compress): the quick generator (0.38 G MACs) is too small for a 1/5 student (the smallest
-# mobile_resnet needs 0.10 G), so --quick asks for 1/3, for 6 steps of 8 photographs (2.0 s). The full plan's student
-# runs 64 steps an epoch: benchmarks/demo_student.py measured 2 epochs in 16 s (load average 1.9-2.4 on the 2 cores)
-# and 8 epochs in 170 s (load rising from 0.5 to 4, other jobs starting), so 5 epochs take about a minute (40 s at the
-# first rate, 105 s at the second); not measured on an idle machine, which this shared one never was.
-FULL_PLAN = DemoPlan(data_size=72, train_per_domain=64, image_size=64, epochs=16, arch="resnet_upsample", ngf=16,
-                     n_blocks=3, ndf=16, lr=2e-4, lambda_id=5.0, bench_sizes=((256, 256), (512, 512)),
-                     bench_seconds=2.0, sample_side=160, student_ratio=5.0, student_epochs=5)
-QUICK_PLAN = DemoPlan(data_size=72, train_per_domain=48, image_size=64, epochs=4, arch="resnet_upsample", ngf=8,
-                      n_blocks=2, ndf=16, lr=2e-4, lambda_id=5.0, bench_sizes=((256, 256),), bench_seconds=0.5,
+# mobile_resnet needs 0.10 G), so --quick asks for 1/3, for 12 steps of 8 photographs. The full plan's student sees
+# each of domain A's 512 crops once, two a step (256 steps); at 64 crops it ran 5 epochs of 64 steps, which
+# benchmarks/demo_student.py measured at 40 to 105 s on this shared machine, depending on its load.
+FULL_PLAN = DemoPlan(data_size=72, train_per_domain=512, image_size=64, epochs=2, arch="resnet_upsample", ngf=16,
+                     n_blocks=3, ndf=16, lr=2e-4, lambda_id=0.0, bench_sizes=((256, 256), (512, 512)),
+                     bench_seconds=2.0, sample_side=160, student_ratio=5.0, student_epochs=1, student_batch=2)
+QUICK_PLAN = DemoPlan(data_size=72, train_per_domain=96, image_size=64, epochs=2, arch="resnet_upsample", ngf=8,
+                      n_blocks=2, ndf=16, lr=2e-4, lambda_id=0.0, bench_sizes=((256, 256),), bench_seconds=0.5,
                       sample_side=128, student_ratio=3.0, student_epochs=1,
                       student_batch=8)
+
+
+#: Test images per domain in the demo's dataset (``testA``/``testB``; the trainer's sample grids use a few).
+TEST_PER_DOMAIN = 4
+
+
+def dataset_options(plan: DemoPlan, *, seed: int) -> dict[str, Any]:
+    """The arguments of :func:`cg_demo.data.make_demo_dataset` for a plan (one place, like :func:`training_options`)."""
+    return {"size": plan.data_size, "train_per_domain": plan.train_per_domain, "test_per_domain": TEST_PER_DOMAIN,
+            "seed": seed}
 
 
 def training_options(plan: DemoPlan, *, seed: int, device: str) -> dict[str, Any]:

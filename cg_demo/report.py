@@ -477,8 +477,8 @@ def _training_lines(result: DemoResult) -> list[str]:
         "by brightness, thresholds from each picture's own brightness; dark outlines on strong edges), drawn "
         "independently, so the data is unpaired.",
         f"Model: {describe_architecture(create_generator(plan.arch, ngf=plan.ngf, n_blocks=plan.n_blocks).config)}; "
-        f"70x70 PatchGAN discriminators, ndf {plan.ndf}; LSGAN, cycle L1 10, identity L1 "
-        f"{plan.lambda_id:g}, "
+        f"70x70 PatchGAN discriminators, ndf {plan.ndf}; LSGAN, cycle L1 10, "
+        f"{f'identity L1 {plan.lambda_id:g}' if plan.lambda_id else 'no identity loss'}, "
         f"50-image replay buffers, Adam({plan.lr:g}, 0.5, 0.999), learning rate decaying linearly over the second "
         "half.",
         f"{t.epochs if t else '?'} epochs, {t.steps if t else '?'} steps of {plan.image_size}x{plan.image_size} crops "

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
-from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan, training_options
+from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan, dataset_options, training_options
 from cg_demo.results import (
     PHOTOGRAPH_LABEL,
     PRETRAINED_LABEL,
@@ -160,8 +160,7 @@ STAGE_TITLES = {
 
 def _make_data(result: DemoResult, say: Say, progress: bool) -> None:
     plan = result.plan
-    root = make_demo_dataset(result.out / "data", size=plan.data_size, train_per_domain=plan.train_per_domain,
-                             test_per_domain=4, seed=result.seed)
+    root = make_demo_dataset(result.out / "data", **dataset_options(plan, seed=result.seed))
     say("data", f"{root}: trainA/trainB {plan.train_per_domain} images each, {plan.data_size}x{plan.data_size}; "
                 f"held out for the samples: {', '.join(HELD_OUT_PHOTOGRAPHS)}")
 
@@ -195,10 +194,13 @@ def read_loss_curves(log: Path) -> tuple[list[int], dict[str, list[float]]]:
     """The losses a training run logged, for the training plot: ``(steps, {loss name: values})``.
 
     The per-step records when the run logged any, otherwise the per-epoch means; empty when it logged nothing.
+    Losses that are zero in every record (a weight of 0, such as ``--lambda-id 0``) are left out.
     """
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
     records = [r for r in records if r.get("kind") == "steps"] or [r for r in records if r.get("kind") == "epoch"]
-    names = [name for name in LOSS_CURVES if records and all(name in r for r in records)]
+    # A loss the run did not use (weight 0, logged as 0 throughout) would only draw a flat line at zero.
+    names = [name for name in LOSS_CURVES
+             if records and all(name in r for r in records) and any(r[name] != 0 for r in records)]
     return [r["step"] for r in records], {name: [r[name] for r in records] for name in names}
 
 

@@ -211,13 +211,14 @@ def test_a_pretrained_generator_that_does_not_match_its_record_is_refused(tmp_pa
 
 def test_the_shipped_pretrained_generator_is_the_full_plans_recipe():
     """The package's pretrained generator loads, matches its record, and was trained like the full demo (longer)."""
-    from cg_demo.plan import training_options
+    from cg_demo.plan import dataset_options, training_options
     from cg_demo.pretrained import pretrained_generator
     from cg_export.models import create_generator, load_generator
 
     checkpoint, record = pretrained_generator()
     assert checkpoint.stat().st_size <= 2_000_000
     assert record.options == {**training_options(FULL_PLAN, seed=0, device="cpu"), "epochs": record.epochs}
+    assert record.data_options == dataset_options(FULL_PLAN, seed=0)
     assert record.epochs > FULL_PLAN.epochs and record.steps == record.epochs * FULL_PLAN.train_per_domain
     planned = create_generator(FULL_PLAN.arch, ngf=FULL_PLAN.ngf, n_blocks=FULL_PLAN.n_blocks)
     assert load_generator(checkpoint).model.config == planned.config

@@ -42,6 +42,8 @@ class PretrainedRecord:
         trained: Date (UTC) the run ended.
         distance: Its mean abs difference and SSIM to the true poster prints of the held-out photographs, as
             measured when it was recorded (the demo measures it again).
+        data_options: The arguments of :func:`cg_demo.data.make_demo_dataset` that made its training data
+            (checked byte for byte against the run's data when it was recorded).
     """
 
     sha256: str
@@ -55,6 +57,7 @@ class PretrainedRecord:
     software: str
     trained: str
     distance: dict[str, float] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def minutes(self) -> float:
