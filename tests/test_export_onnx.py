@@ -67,6 +67,32 @@ def test_exporter_choice_gives_a_graph_without_shape_arithmetic(checkpoints):
     assert all(node.input[1] in constants for node in graph.graph.node if node.op_type == "Pad")
 
 
+def test_the_same_generator_is_traced_once_and_each_caller_gets_its_own_graph(monkeypatch):
+    import torch
+
+    from cg_export.export import onnx as onnx_export
+
+    traced = []
+    real = onnx_export._trace
+    monkeypatch.setattr(onnx_export, "_trace", lambda *args: traced.append(args[1:]) or real(*args))
+    monkeypatch.setattr(onnx_export, "_TRACES", {})
+    model = make_generator("resnet", ngf=4, n_blocks=1)
+    torch.manual_seed(3)
+    expected_random = torch.rand(4)
+    torch.manual_seed(3)
+    first = to_onnx_graph(model)
+    assert torch.equal(torch.rand(4), expected_random)  # tracing leaves the global RNG alone
+    first.graph.name = "changed by its caller"
+    second = to_onnx_graph(model)
+    assert len(traced) == 1 and second.graph.name != first.graph.name
+    assert second.SerializeToString() == to_onnx_graph(model).SerializeToString()
+    to_onnx_graph(model, static_size=(32, 32))  # other arguments: another graph
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # other weights: another graph
+    changed = to_onnx_graph(model)
+    assert len(traced) == 3 and changed.SerializeToString() != second.SerializeToString()
+
+
 def test_upsample_layout_exports_nearest_resize_with_constant_scales(checkpoints):
     graph = to_onnx_graph(load_generator(checkpoints["G_AB_7.pth"]).model)
     resizes = [n for n in graph.graph.node if n.op_type == "Resize"]

@@ -401,18 +401,71 @@ def to_onnx_graph(
 ) -> onnx.ModelProto:
     """Trace a generator into an in-memory ONNX model with NCHW float32 input ``input`` and output ``output``.
 
+    A trace takes seconds even for a tiny generator, and ``cg-export deploy`` (like any program that exports one
+    generator at several precisions) asks for the same graph again for fp16 and int8; so the last few graphs are
+    kept, keyed by everything the trace depends on (the module's class, structure, plain attributes, every
+    parameter and buffer, and the arguments), and each caller gets its own copy to change.
+
     Args:
-        model: The generator (it is not modified).
+        model: The generator (put in eval mode, otherwise not modified).
         opset: Target opset (17 or newer).
         static_size: ``(H, W)`` to fix, or ``None`` for dynamic height and width.
         batch: Batch size to fix, or ``None`` for a dynamic batch.
     """
     if opset < DEFAULT_OPSET:
         raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
+    model.eval()
+    key = _trace_key(model, opset, static_size, batch)
+    cached = _TRACES.get(key)
+    if cached is None:
+        graph = _trace(model, opset, static_size, batch)
+        serialized = graph.SerializeToString()
+        if len(serialized) <= _TRACE_CACHE_MAX_BYTES:
+            _TRACES[key] = serialized
+            while len(_TRACES) > _TRACE_CACHE_ENTRIES:
+                _TRACES.pop(next(iter(_TRACES)))
+        return graph
+    _TRACES[key] = _TRACES.pop(key)  # most recently used last
+    return onnx.load_from_string(cached)
+
+
+#: Serialized graphs of the last few traces (see :func:`to_onnx_graph`), oldest first.
+_TRACES: dict[str, bytes] = {}
+_TRACE_CACHE_ENTRIES = 4
+_TRACE_CACHE_MAX_BYTES = 256 << 20  # a bigger graph is traced again rather than held in memory
+
+
+def _trace_key(model: nn.Module, opset: int, static_size: tuple[int, int] | None, batch: int | None) -> str:
+    """A digest of everything a trace of ``model`` depends on: equal keys give identical graphs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(repr((type(model).__module__, type(model).__qualname__, str(model), opset,
+                        None if static_size is None else tuple(static_size), batch)).encode())
+    for module in model.modules():  # plain attributes that forward() may read (flags, sizes, kinds)
+        plain = {k: v for k, v in sorted(vars(module).items())
+                 if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple, type(None)))}
+        digest.update(repr((type(module).__qualname__, plain, getattr(module, "config", None))).encode())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        data = tensor.detach().cpu().contiguous()
+        digest.update(repr((name, str(data.dtype), tuple(data.shape))).encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
+
+
+def _trace(
+    model: nn.Module,
+    opset: int,
+    static_size: tuple[int, int] | None,
+    batch: int | None,
+) -> onnx.ModelProto:
     multiple = model.size_multiple
     # Example sizes avoid 1 anywhere inside the network: torch.export specialises dimensions that are 1.
     height, width = static_size or (2 * max(multiple, 32), 2 * max(multiple, 32))
-    example = torch.randn(batch or 2, getattr(model, "config", {}).get("in_channels", 3), height, width)
+    # Its own generator: only the example's shape matters, and a cached trace must leave the global RNG as a
+    # fresh one would.
+    example = torch.randn(batch or 2, getattr(model, "config", {}).get("in_channels", 3), height, width,
+                          generator=torch.Generator().manual_seed(0))
     dims: dict[int, Any] = {}
     if batch is None:
         dims[0] = torch.export.Dim("batch", min=1, max=4096)
