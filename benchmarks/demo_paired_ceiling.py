@@ -1,6 +1,6 @@
 """How close can the demo's generator come to the poster style at all? Train it *paired* and measure.
 
-    python benchmarks/demo_paired_ceiling.py --steps 16000 --threads 1
+    python benchmarks/demo_paired_ceiling.py --steps 4000 --threads 1
     python benchmarks/demo_paired_ceiling.py --steps 8000 --ngf 32 --n-blocks 6
 
 A diagnostic for issue 18, not a recipe: CycleGAN never sees which poster print belongs to which photograph. Here the
@@ -31,7 +31,7 @@ from cg_demo.runner import measure_generator  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=16000, help="optimisation steps (one crop each)")
+    parser.add_argument("--steps", type=int, default=4000, help="optimisation steps (one crop each)")
     parser.add_argument("--ngf", type=int, default=FULL_PLAN.ngf)
     parser.add_argument("--n-blocks", type=int, default=FULL_PLAN.n_blocks)
     parser.add_argument("--train-per-domain", type=int, default=FULL_PLAN.train_per_domain)

@@ -9,6 +9,7 @@ generator); ``tests/test_export_onnx.py`` pins that choice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -437,8 +438,6 @@ _TRACE_CACHE_MAX_BYTES = 256 << 20  # a bigger graph is traced again rather than
 
 def _trace_key(model: nn.Module, opset: int, static_size: tuple[int, int] | None, batch: int | None) -> str:
     """A digest of everything a trace of ``model`` depends on: equal keys give identical graphs."""
-    import hashlib
-
     digest = hashlib.sha256()
     digest.update(repr((type(model).__module__, type(model).__qualname__, str(model), opset,
                         None if static_size is None else tuple(static_size), batch)).encode())
