@@ -18,6 +18,7 @@ from cg_export.backends.base import Runner
 from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OutputError
 from cg_export.files import InputFiles, atomic_output, check_output_file, check_output_folder
 from cg_export.images import IMAGE_SUFFIXES, model_input_kind, read_photo
+from cg_export.optional import extra_hint
 from cg_export.sizes import round_up
 from cg_export.tiling import (
     DEFAULT_OVERLAP,
@@ -413,7 +414,7 @@ def _import_av():  # noqa: ANN202
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("PyAV", "to read and write videos", 'pip install "cg-export[video]" (or av)') from None
+        raise MissingDependencyError("PyAV", "to read and write videos", extra_hint("video")) from None
     return av
 
 

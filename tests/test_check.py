@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8, generator_onnx_uint8_asymmetric
 
-from cg_export.check import check_file, check_model, parse_target
 from cg_export.errors import CgExportError
+from cg_export.tensorrt.check import check_file, check_model, parse_target
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -209,6 +209,13 @@ def test_the_tools_take_the_deployment_folder(deployed, tmp_path):
     assert Image.open(tmp_path / "styled.png").size == Image.open(photo).size
     [target] = targets_from_files([out])
     assert target.label == str(out) and target.path == out / chosen.artifact
+    from cg_export.cli.export import app as export_app
+
+    info = CliRunner().invoke(export_app, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    assert f"its model is {chosen.artifact}" in info.stdout and "sha256" in info.stdout
+    mistyped = CliRunner().invoke(export_app, ["info", str(out) + "-typo"])
+    assert mistyped.exit_code == 1 and mistyped.stderr == f"error: {out}-typo: no such file or folder\n"
 
 
 def test_a_failed_run_leaves_the_earlier_deployment_untouched(deployed, inputs, tmp_path, monkeypatch):
@@ -281,11 +288,12 @@ def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
      "engine sizes 64x64 .. 128x128: must be positive and take --size 32x32"),
     (["--photos", "{photos}", "--engine-max-size", "128x128"], "give --engine-min-size and --engine-max-size"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, args, message):
+def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, monkeypatch, args, message):
     from cg_export.cli.export import app
 
-    if "--compress" in args and importlib.util.find_spec("training.compress") is not None:
-        pytest.skip("cg-compress is installed here")
+    if "--compress" in args:
+        # No distiller registered under this group: what an installation without the training package sees.
+        monkeypatch.setattr("cg_export.deploy.distil.DISTILLER_GROUP", "cg_export.tests.no_distillers")
     (tmp_path / "empty").mkdir()
     write_photos(tmp_path / "few", 3)
     paths = {"empty": tmp_path / "empty", "few": tmp_path / "few", "photos": inputs["photos"]}
@@ -332,3 +340,38 @@ def test_a_manifest_can_only_name_a_file_inside_its_folder(tmp_path):
     (folder / "deploy.json").write_text("{broken")
     with pytest.raises(BackendError, match="not a readable deployment manifest"):
         deployment_artifact(folder)
+
+
+# ------------------------------------------------------------------------------------------------------ --compress
+
+
+def test_the_installed_distiller_is_cg_compress():
+    """deploy finds cg-compress through its entry point, never by importing the training package itself."""
+    from cg_export.deploy.distil import find_distiller
+    from training.distiller import distil_for_deploy
+
+    assert find_distiller() is distil_for_deploy
+
+
+def test_compress_deploys_what_the_distiller_wrote_from_the_calibration_photos(inputs, tmp_path, monkeypatch):
+    import shutil
+
+    from cg_export.deploy import pipeline
+
+    calls = []
+
+    def distiller(teacher, photos, output, ratio, say):
+        calls.append((Path(teacher), sorted(p.name for p in Path(photos).iterdir()), ratio))
+        shutil.copy(inputs["student"], output)  # a real (tiny) student, as cg-compress would write
+        return output
+
+    monkeypatch.setattr(pipeline, "find_distiller", lambda: distiller)
+    result = deploy(inputs["teacher"], inputs["photos"], tmp_path / "out", size=SIZE, compress=4,
+                    candidates=["torch-fp32", "onnx-int8"], threads=1, say=lambda *_: None, **FAST)
+    (teacher, calibration_files, ratio), = calls
+    assert teacher == inputs["teacher"] and ratio == 4
+    held_out = {result.split.label(path) for path, _ in result.split.verification}
+    assert calibration_files and not held_out & set(calibration_files)
+    assert {"student-torch-fp32", "student-onnx-int8"} <= {row.name for row in result.rows}
+    with pytest.raises(DeployError, match="give R above 1"):
+        deploy(inputs["teacher"], inputs["photos"], tmp_path / "out2", size=SIZE, compress=1)

@@ -24,10 +24,10 @@ HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(not HAVE_OPENVINO, reason='needs openvino (pip install "cg-export[openvino]")')
 
 
-def _export_ir(*args, **kwargs):
-    from cg_export.export.openvino import export_openvino
+def _export_ir(source, output=None, **options):
+    from cg_export.export.openvino import OpenVinoExportOptions, export_openvino
 
-    return export_openvino(*args, **kwargs)
+    return export_openvino(source, output, OpenVinoExportOptions(**options))
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +68,11 @@ def photo() -> np.ndarray:
 
 def test_xml_and_ir_folders_open_with_openvino_and_onnx_only_when_asked(tmp_path):
     (tmp_path / "g.xml").write_text("<net/>")
-    assert backend_for(tmp_path / "g.xml").name == "openvino"
-    assert backend_for(tmp_path).name == "openvino"
+    assert backend_for(tmp_path / "g.xml").backend == "openvino"
+    assert backend_for(tmp_path).backend == "openvino"
     assert model_file(tmp_path) == tmp_path / "g.xml"
-    assert backend_for("g.onnx").name == "onnxruntime"
-    assert backend_for("g.onnx", backend="openvino").name == "openvino"
+    assert backend_for("g.onnx").backend == "onnxruntime"
+    assert backend_for("g.onnx", backend="openvino").backend == "openvino"
     with pytest.raises(BackendError, match="opens .xml, .onnx files, not '.engine'"):
         backend_for("g.engine", backend="openvino")
     (tmp_path / "other.xml").write_text("<net/>")

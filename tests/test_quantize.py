@@ -131,8 +131,8 @@ def test_default_recipe_is_the_measured_one():
 
 
 def test_biases_are_int32_for_ort_and_folded_to_float_for_tensorrt(quantized):
-    from cg_export.check import check_model
     from cg_export.export.quantize import fold_bias_dequantization
+    from cg_export.tensorrt.check import check_model
 
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer}
     int32_dq = [n for n in quantized.graph.node

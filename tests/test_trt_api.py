@@ -571,7 +571,7 @@ def test_compatibility_problem_is_quiet_when_nothing_speaks_against():
 
 
 def test_runtime_imports_without_torch():
-    code = ("import sys, cg_export.backends.tensorrt, cg_export.check, cg_export.cli.trt; "
+    code = ("import sys, cg_export.backends.tensorrt, cg_export.tensorrt.check, cg_export.cli.trt; "
             "assert 'torch' not in sys.modules and 'tensorrt' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

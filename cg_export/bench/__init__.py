@@ -39,7 +39,6 @@ from cg_export.bench.running import (
     run_benchmark,
 )
 from cg_export.bench.targets import (
-    PROVIDER_ALIASES,
     REFERENCE_HINT,
     BenchTarget,
     Reference,
@@ -71,7 +70,7 @@ from cg_export.bench.writers import (
 
 __all__ = [
     "DEFAULT_BATCHES", "DEFAULT_DURATION_S", "DEFAULT_SIZES", "DEFAULT_THRESHOLD_PCT", "DEFAULT_WARMUP",
-    "LATENCY_KEYS", "MIN_SAMPLES", "PLOT_HINT", "PROVIDER_ALIASES", "REFERENCE_HINT", "RESULT_KEYS", "TABLE_HEADER",
+    "LATENCY_KEYS", "MIN_SAMPLES", "PLOT_HINT", "REFERENCE_HINT", "RESULT_KEYS", "TABLE_HEADER",
     "BenchReport", "BenchResult", "BenchTarget", "ComparedRow", "Comparison", "LatencyStats", "MemoryProbe",
     "Reference", "ReferenceOutputs", "TimingSettings",
     "backend_label", "backend_of_file", "compare_reports", "describe_environment", "describe_row", "find_reference",

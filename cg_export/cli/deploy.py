@@ -6,7 +6,6 @@ every default. ``register(app)`` adds the command to the ``cg-export`` app.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import sys
@@ -59,18 +58,6 @@ def deploy_command(
         stream = sys.stderr if json_output else sys.stdout
         print(f"{label:<10}{text}", file=stream, flush=True)
 
-    distil = None
-    if compress is not None:
-        if importlib.util.find_spec("training.compress") is None:
-            raise DeployError("--compress needs cg-compress (training/compress.py), which this installation does "
-                              "not have; distil a student with it and pass --student PATH")
-
-        def distil(calibration: Path, student_path: Path) -> Path:
-            # Training lives above cg_export; the command line joins them, the library only calls back.
-            from training.compress import compress as run_compress
-
-            return Path(run_compress(checkpoint, calibration, output=student_path, ratio=compress, report=say).student)
-
     engine_sizes = None
     if engine_min_size or engine_max_size:
         if not (engine_min_size and engine_max_size):
@@ -84,7 +71,7 @@ def deploy_command(
             checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
             target=target, student=student, candidates=candidate or None, keep_all=keep_all,
             engine_sizes=engine_sizes, warmup=warmup,
-            iterations=iterations, duration_s=duration, arch=arch, threads=threads, distil=distil, say=say,
+            iterations=iterations, duration_s=duration, arch=arch, threads=threads, compress=compress, say=say,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -115,19 +115,34 @@ def init_command(
 
 @app.command("list")
 def list_command() -> None:
-    """List the generator architectures that can be built or detected, one line each."""
+    """List the generator architectures that can be built or detected, then the model formats (what each file is,
+    what runs it, its precisions, and whether this machine can make and verify it)."""
     import torch
+    from rich.console import Console
+    from rich.table import Table
 
+    from cg_export.formats import FORMATS
     from cg_export.models import create_generator, describe_architecture, list_generators
     from cg_export.models.safety import parameter_count
 
     names = list_generators()
     width = max(map(len, names))
+    typer.echo("architectures")
     for name in names:
         with torch.device("meta"):  # shapes only: nothing is allocated to describe an architecture
             model = create_generator(name)
         typer.echo(f"{name:<{width}}  {describe_architecture(model.config)}, "
                    f"{parameter_count(model) / 1e6:.1f} M parameters")
+    console = Console(highlight=False, width=120)
+    formats = Table(box=None, pad_edge=False, title="\nformats (cg-export FORMAT writes one; every tool opens them)",
+                    title_justify="left")
+    for column in ("format", "files", "runtime", "precisions", "runs on", "made and verified here"):
+        formats.add_column(column, overflow="fold")
+    for row in FORMATS:
+        missing = row.missing()
+        formats.add_row(row.name, "/".join(row.suffixes), row.runtime, ", ".join(row.precisions), row.runs_on,
+                        "yes" if missing is None else f"no: {missing}")
+    console.print(formats)
 
 
 register_trt_commands(app)

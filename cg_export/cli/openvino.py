@@ -28,10 +28,10 @@ def openvino_command(
     arch: str | None = arch_option("Force the architecture of a checkpoint source."),
 ) -> None:
     """Convert to OpenVINO IR (.xml + .bin), verify it against PyTorch or ONNX Runtime, and write it."""
-    from cg_export.export.openvino import export_openvino
+    from cg_export.export.openvino import OpenVinoExportOptions, export_openvino
 
-    result = export_openvino(source, output, fp16=fp16, uint8_io=uint8_io, arch=arch,
-                             verify=verify, min_psnr_db=min_psnr)
+    options = OpenVinoExportOptions(fp16=fp16, uint8_io=uint8_io, arch=arch, verify=verify, min_psnr_db=min_psnr)
+    result = export_openvino(source, output, options)
     echo("converted", f"{source} -> {result.precision} IR with OpenVINO {result.openvino_version} "
                       f"in {result.export_seconds:.1f} s")
     if result.execution is not None:

@@ -17,8 +17,8 @@ from typing import Any
 import typer
 
 from cg_export import bench
-from cg_export.backends.registry import BACKENDS
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET, MAX_OPSET
+from cg_export.formats import model_files_text
 from cg_export.images import DEFAULT_MAX_PIXELS
 from cg_export.parity import DEFAULT_MIN_PSNR
 from cg_export.stylize import StylizeOptions
@@ -34,8 +34,8 @@ def _size(height_width: tuple[int, int]) -> str:
 
 
 def model_files() -> str:
-    """The model files the backends table opens, e.g. ``.pt/.pth (PyTorch), .onnx (ONNX Runtime), ...``."""
-    return ", ".join(f"{'/'.join(row.suffixes)} ({row.runtime})" for row in BACKENDS)
+    """The model files the formats table opens, e.g. ``.pt/.pth (PyTorch), .onnx (ONNX Runtime), ...``."""
+    return model_files_text()
 
 
 def psnr_floors() -> str:

@@ -1,7 +1,7 @@
 """``cg-export trt`` (build a verified TensorRT engine) and ``cg-export check`` (TensorRT pre-flight, no GPU).
 
 Both are thin: options are parsed and passed one-to-one to :func:`cg_export.export.trt.build_engine` and
-:func:`cg_export.check.check_file`; unset options stay ``None`` so the library owns every default.
+:func:`cg_export.tensorrt.check.check_file`; unset options stay ``None`` so the library owns every default.
 ``register(app)`` adds them to the ``cg-export`` app.
 """
 
@@ -78,7 +78,7 @@ def check_command(
     dla: bool = typer.Option(False, "--dla", help="Also check what DLA (Jetson Xavier / Orin) can run."),
 ) -> None:
     """Pre-flight an ONNX model for TensorRT without a GPU: what the parser (and DLA) of a version will refuse."""
-    from cg_export.check import check_file, default_version, parse_target
+    from cg_export.tensorrt.check import check_file, default_version, parse_target
 
     report = check_file(model, target, dla=dla)
     why = "" if parse_target(target) else f" ({default_version()[1]})"

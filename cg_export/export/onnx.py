@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -38,6 +38,9 @@ from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 from cg_export.sizes import verification_sizes
+
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -99,6 +102,7 @@ class OnnxExportOptions:
             :func:`cg_export.threads.default_threads`.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
             30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
+        arch: Force the architecture of a checkpoint source (see ``load_generator``).
 
     Raises:
         CgExportError: options that contradict each other (``fp16`` with ``int8``, ``int8`` without ``calib``,
@@ -118,6 +122,14 @@ class OnnxExportOptions:
     min_psnr_db: float | None = None
     verify_photos: Path | None = None
     threads: int | None = None
+    arch: str | None = None
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> OnnxExportOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` (the formats table's common words) asks for."""
+        return cls(fp16=request.precision == "fp16", int8=request.precision == "int8",
+                   calib=request.calibration if request.precision == "int8" else None, verify=request.verify,
+                   min_psnr_db=request.min_psnr_db, threads=request.threads, arch=request.arch)
 
     def __post_init__(self) -> None:
         if not isinstance(self.opset, int) or not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
@@ -159,8 +171,6 @@ def export_onnx(
     checkpoint: str | Path | LoadedGenerator,
     output: str | Path | None = None,
     options: OnnxExportOptions | None = None,
-    *,
-    arch: str | None = None,
 ) -> OnnxExport:
     """Export a generator checkpoint to ONNX and verify it against PyTorch on real photographs.
 
@@ -169,7 +179,6 @@ def export_onnx(
         output: The ``.onnx`` path; ``None`` writes ``<checkpoint stem>[_fp16].onnx`` beside the checkpoint.
         options: Precision, shapes and verification; ``None`` is ``OnnxExportOptions()`` (fp32, opset 17, dynamic
             shapes, verified).
-        arch: Force the architecture (see ``load_generator``).
 
     Returns:
         What was written and how well it matches.
@@ -180,7 +189,7 @@ def export_onnx(
     """
     options = OnnxExportOptions() if options is None else options
     opset, static_size, batch, verify = options.opset, options.static_size, options.batch, options.verify
-    generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
+    generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=options.arch)
     if options.uint8_io and model_input_kind(generator.config) != RGB_INPUT:
         raise CgExportError(f"--uint8-io takes RGB camera bytes; this {generator.description} does not take RGB")
     precision = options.precision

@@ -21,15 +21,19 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cg_export.backends.openvino import ExecutionReport, OpenVinoRunner, import_openvino, write_rt_info
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.formats import format_named, format_of_suffix
 from cg_export.metadata import ArtifactMetadata, read_onnx_metadata
 from cg_export.parity import ParityReport, check_parity, compare_outputs, measure_parity, photograph_batches
+
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
 
 # A uint8-io model returns whole grey levels: one level is its fp32 floor (as the ONNX uint8 check); the margin
 # absorbs the float rounding of a level expressed in [-1, 1].
@@ -79,22 +83,50 @@ def resolve_ir_path(output: str | Path | None, source: Path, precision: str) -> 
     if output is None:
         return default_ir_path(source, precision)
     output = Path(output)
-    if output.suffix.lower() == ".xml":
+    if format_of_suffix(output.suffix) is format_named("openvino"):
         return output
     if output.suffix and not output.is_dir():
         raise CgExportError(f"{output}: an OpenVINO IR is a .xml file (with its .bin) or a folder to hold them")
     return output / default_ir_path(source, precision).name
 
 
+@dataclass(frozen=True)
+class OpenVinoExportOptions:
+    """How :func:`export_openvino` converts, verifies and writes an IR; every default is the exporter's.
+
+    Attributes:
+        fp16: Compress float weights to fp16 (half the file; GPU and NPU compute in fp16, the CPU decompresses).
+        uint8_io: For a checkpoint source: take and return uint8 NHWC RGB (see ``cg-export onnx --uint8-io``).
+            An ``.onnx`` source keeps the I/O it was exported with.
+        arch: Force the architecture of a checkpoint source.
+        verify: Compare the IR with the reference before it is kept.
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's floor (50 dB fp32, 40 dB fp16,
+            30 dB int8).
+    """
+
+    fp16: bool = False
+    uint8_io: bool = False
+    arch: str | None = None
+    verify: bool = True
+    min_psnr_db: float | None = None
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> OpenVinoExportOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` asks for. An IR's int8 comes from the QDQ ONNX
+        file it converts (the precision matrix's ``made_from``), so only fp16 is a conversion setting here."""
+        return cls(fp16=request.precision == "fp16", arch=request.arch, verify=request.verify,
+                   min_psnr_db=request.min_psnr_db)
+
+    @property
+    def precision(self) -> str:
+        """What the options alone ask for: ``fp16`` or ``fp32`` (an int8 IR is an fp32 conversion of a QDQ file)."""
+        return "fp16" if self.fp16 else "fp32"
+
+
 def export_openvino(
     source: str | Path,
     output: str | Path | None = None,
-    *,
-    fp16: bool = False,
-    uint8_io: bool = False,
-    arch: str | None = None,
-    verify: bool = True,
-    min_psnr_db: float | None = None,
+    options: OpenVinoExportOptions | None = None,
 ) -> OpenVinoExport:
     """Convert a generator checkpoint or an ``.onnx`` model to OpenVINO IR and verify it on real photographs.
 
@@ -103,13 +135,7 @@ def export_openvino(
             (fp32, fp16, int8 QDQ, ``--uint8-io``).
         output: The ``.xml``, or a folder to write ``<stem>.xml`` and ``<stem>.bin`` into; ``None`` writes
             ``<stem>[_fp16]_openvino/`` beside the source.
-        fp16: Compress float weights to fp16 (half the file; GPU and NPU compute in fp16, the CPU decompresses).
-        uint8_io: For a checkpoint source: take and return uint8 NHWC RGB (see ``cg-export onnx --uint8-io``).
-            An ``.onnx`` source keeps the I/O it was exported with.
-        arch: Force the architecture of a checkpoint source.
-        verify: Compare the IR with the reference before it is kept.
-        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's floor (50 dB fp32, 40 dB fp16,
-            30 dB int8).
+        options: Precision, I/O and verification (``None``: :class:`OpenVinoExportOptions` defaults).
 
     Returns:
         What was written and how well it matches.
@@ -119,11 +145,14 @@ def export_openvino(
         BackendError: the ONNX file cannot be read or converted.
         ParityError: verification failed; nothing was written.
     """
+    options = options or OpenVinoExportOptions()
+    fp16, uint8_io, arch, verify, min_psnr_db = (options.fp16, options.uint8_io, options.arch, options.verify,
+                                                 options.min_psnr_db)
     source = Path(source)
     ov = import_openvino()
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
-    is_onnx = source.suffix.lower() == ".onnx"
+    is_onnx = format_of_suffix(source.suffix) is format_named("onnx")
     if is_onnx and uint8_io:
         raise CgExportError(f"{source}: an .onnx keeps the I/O it was exported with; for uint8 I/O export it with "
                             "cg-export onnx --uint8-io, or convert the checkpoint")
@@ -144,7 +173,7 @@ def export_openvino(
 
             # The same verified export as cg-export onnx: if PyTorch and ONNX Runtime disagree, no IR is made.
             onnx_export = export_onnx(source, Path(scratch) / f"{source.stem}.onnx",
-                                      OnnxExportOptions(uint8_io=uint8_io, verify=verify), arch=arch)
+                                      OnnxExportOptions(uint8_io=uint8_io, verify=verify, arch=arch))
             onnx_path, reference, generator = onnx_export.path, "PyTorch", onnx_export.generator
         recorded = read_onnx_metadata(onnx_path)
         started = time.perf_counter()

@@ -22,14 +22,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from cg_export.backends.registry import backend_named
 from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
+from cg_export.formats import format_named, format_of_suffix
 from cg_export.images import model_input_kind
 from cg_export.metadata import ArtifactMetadata, onnx_props
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
@@ -48,6 +48,9 @@ from cg_export.tensorrt.versions import (
     tensorrt_version,
     too_old,
 )
+
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
 
 DEFAULT_MIN_SHAPE = (1, 3, 128, 128)
 DEFAULT_OPT_SHAPE = (1, 3, 256, 256)
@@ -387,7 +390,7 @@ def _input_dims(model: onnx.ModelProto) -> tuple[int | None, ...]:
 def _load_source(source: Path, arch: str | None) -> _Source:
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
-    if source.suffix.lower() in backend_named("onnxruntime").suffixes:  # what the table calls an ONNX file
+    if format_of_suffix(source.suffix) is format_named("onnx"):
         from cg_export.external_data import check_external_data
 
         check_external_data(source)  # before onnx.load reads any external data file
@@ -457,6 +460,23 @@ class EngineOptions:
     min_psnr_db: float | None = None
     arch: str | None = None
     threads: int | None = None
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> EngineOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` (the formats table's common words) asks for: an
+        engine for batch 1, tuned at ``request.size`` and taking ``request.size_range`` (default: exactly the size).
+        """
+        shapes: dict[str, Any] = {}
+        if request.size is not None:
+            low, high = request.size_range or (request.size, request.size)
+            shapes = {"min_shape": (1, 3, *low), "opt_shape": (1, 3, *request.size), "max_shape": (1, 3, *high)}
+        return cls(fp16=request.precision == "fp16", int8=request.precision == "int8", verify=request.verify,
+                   min_psnr_db=request.min_psnr_db, arch=request.arch, threads=request.threads, **shapes)
+
+    @property
+    def precision(self) -> str:
+        """``"int8"``, ``"fp16"`` or ``"fp32"``."""
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -581,7 +601,7 @@ def build_engine(
 
 
 def _preflight(model: onnx.ModelProto, version: tuple[int, ...], dla: bool) -> None:
-    from cg_export.check import check_model
+    from cg_export.tensorrt.check import check_model
 
     report = check_model(model, version, dla=dla)
     errors = [finding for finding in report.findings if finding.severity == "error"]
