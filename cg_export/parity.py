@@ -83,6 +83,25 @@ class ParityReport:
         return f"PSNR {format_psnr(self.psnr_db)}, max abs error {self.max_abs_err:.2e} (worst of {labels})"
 
 
+PASSES, BELOW_FLOOR = "passes", "below floor"
+
+
+def psnr_floor(precision: str | None, min_psnr_db: float | None = None) -> float | None:
+    """The lowest PSNR a model of ``precision`` may have: ``min_psnr_db`` when given, else :data:`DEFAULT_MIN_PSNR`'s
+    (``None`` for a precision it does not know, such as a row with no precision)."""
+    if min_psnr_db is not None:
+        return min_psnr_db
+    return DEFAULT_MIN_PSNR.get(precision or "")
+
+
+def floor_status(psnr_db: float | None, floor_db: float | None) -> str | None:
+    """:data:`PASSES` or :data:`BELOW_FLOOR` (a NaN PSNR, from non-finite outputs, is below any floor); ``None``
+    when there is no PSNR or no floor to judge it by. cg-bench's table and deploy's report both say it this way."""
+    if psnr_db is None or floor_db is None:
+        return None
+    return PASSES if psnr_db >= floor_db else BELOW_FLOOR
+
+
 def format_psnr(psnr_db: float) -> str:
     """``"inf dB"`` for identical outputs, ``"not a number"`` for non-finite outputs, else one decimal."""
     if math.isnan(psnr_db):
