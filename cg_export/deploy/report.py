@@ -164,7 +164,8 @@ def to_markdown(manifest: dict[str, Any], rows: list[CandidateRow], plot: str | 
         "## Candidates",
         markdown_table(decision_table(rows, manifest["candidate"])),
         "Worst PSNR is the lowest over the held-out photographs, on 8-bit output; a candidate is chosen only if it "
-        "is at or above its floor. Latencies within 3 % count as a tie, which goes to the higher precision.",
+        "is at or above its floor (a faster one below it is noted with the `--min-psnr` that would choose it). "
+        "Latencies within 3 % count as a tie, which goes to the higher precision.",
     ]
     verified = [row for row in rows if row.psnr_per_photo]
     if verified:
