@@ -113,8 +113,7 @@ class StylizeReport:
         more = f" and {len(self.written) - 3} more" if len(self.written) > 3 else ""
         which = f" ({names}{more})" if self.written else ""
         already = f", {len(self.skipped)} of them already there" if self.skipped else ""
-        return (f"{done} of {planned} outputs complete{which}{already}; the one in progress was not written "
-                "(no partial file left)")
+        return f"{done} of {planned} outputs complete{which}{already}; no output was left half-written"
 
 
 @dataclass(frozen=True)

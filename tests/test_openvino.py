@@ -272,7 +272,7 @@ def test_cli_exports_benches_and_stylizes_an_ir_folder(checkpoints, onnx_int8, o
     assert "verified  int8 vs ONNX Runtime" in result.output
     assert "conv layers on integer kernels" in result.output and "wrote     " in result.output
     bench = runner.invoke(bench_app, [str(onnx_fp32), "--backend", "openvino", "--size", "64x64",
-                                      "--iterations", "2", "--warmup", "1"])
+                                      "--iterations", "2", "--warmup", "1", "--wide"])
     assert bench.exit_code == 0, bench.output
     row = next(line for line in bench.output.splitlines() if line.split()[:1] == [str(onnx_fp32)])
     assert row.split()[1:3] == ["openvino", "fp32"]

@@ -105,7 +105,8 @@ def _say_skipped(path: Path, reason: str) -> None:
 
 
 def _say_interrupted(line: str) -> None:
-    typer.echo(f"interrupted: {line}", err=True)
+    # Ctrl-C, SIGTERM or SIGHUP (all raise KeyboardInterrupt here): one word for all of them.
+    typer.echo(f"stopped: {line}", err=True)
 
 
 def main() -> None:
