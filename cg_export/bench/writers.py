@@ -163,7 +163,7 @@ def _fit(report: BenchReport, gap: int, force: bool = False) -> BenchReport | No
     (unless ``force``: then names of that width). Paths lose their folders first (the full path is in ``--wide``,
     ``--json`` and ``--markdown``), then names lose their start, keeping the end that tells files apart
     (``...g_int8.onnx``)."""
-    width = len(_render(rich_table(report, wide=False, gap=gap))[0])
+    width = max(len(line) for line in _render(rich_table(report, wide=False, gap=gap)))
     if width <= TABLE_WIDTH:
         return report
     rows = [replace(r, model=Path(r.model).name) for r in report.results]
