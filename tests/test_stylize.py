@@ -232,6 +232,8 @@ def test_skip_existing_leaves_complete_outputs_and_makes_the_rest(onnx_model, ph
     assert "skipped 2 of 3 outputs already exist" in " ".join(result.stdout.split())
     assert (out / "b.png").read_bytes() == kept + b"mark" and Image.open(out / "a.png").size == (64, 48)
     assert "wrote" in result.stdout and str(out / "a.png") in result.stdout
+    again = _run(onnx_model, inputs, "-o", out, "--no-progress", "--skip-existing")
+    assert again.exit_code == 0 and "all 3 outputs already exist" in again.stdout and "model" not in again.stdout
     # Without the flag every output is made again.
     assert _run(onnx_model, inputs, "-o", out, "--no-progress").exit_code == 0
     assert (out / "b.png").read_bytes() == kept

@@ -65,6 +65,11 @@ def stylize(
         options.check(recorded.size_multiple)
     jobs = plan_outputs(inputs, output, InputFiles([model]))
     report = StylizeReport()
+    if skip_existing and all(job.target.is_file() for job in jobs):
+        # Nothing to make: say so without loading the model (seconds for a large one, minutes for an engine).
+        echo("skipped", f"all {len(jobs)} outputs already exist (complete: outputs appear under their name only "
+                        "when whole); left as they are")
+        return
     try:
         with runner_for(model, device=device, threads=threads) as runner:
             stylizer = Stylizer(runner, options)
