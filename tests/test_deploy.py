@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from typer.testing import CliRunner
 
 from cg_export.bench import LatencyStats, targets_from_files
 from cg_export.deploy import CandidateRow, DeployError, choose, deploy, split_photos
-from cg_export.deploy.choice import FAILED, UNAVAILABLE
+from cg_export.deploy.choice import FAILED, UNAVAILABLE, accepting_min_psnr
+from cg_export.deploy.report import decision_table
 from cg_export.files import sha256_of
 from cg_export.images import sample_photographs
 from cg_export.models import create_generator, save_generator
@@ -56,7 +58,34 @@ def test_when_the_fastest_fails_its_floor_the_next_fastest_passing_is_chosen():
             row("onnx-int8", "int8", 2.0, 29.9, 30)]
     decision = choose(rows)
     assert decision.chosen is rows[1]
-    assert "faster but below their floor: onnx-int8 (29.9 dB < 30 dB)" in decision.why
+    assert ("faster but below their floor: onnx-int8 was 2.00x the speed of onnx-fp16 but 29.9 dB < 30 dB (its int8 "
+            "floor): rerun with --min-psnr 29.9 to accept it") in decision.why
+
+
+def test_a_faster_candidate_below_its_floor_is_named_with_the_min_psnr_that_chooses_it():
+    rows = [row("torch-fp32", "fp32", 44.0, math.inf, 50), row("onnx-fp32", "fp32", 20.0, 80.0, 50),
+            row("onnx-int8", "int8", 10.0, 27.14)]
+    decision = choose(rows)
+    assert decision.chosen is rows[1]
+    assert ("onnx-int8 was 4.40x the speed of PyTorch fp32 but 27.1 dB < 30 dB (its int8 floor): rerun with "
+            "--min-psnr 27.1 to accept it") in decision.why
+    # --min-psnr sets every floor: the value it names must choose exactly that candidate when rerun.
+    rerun = [replace(r, floor_db=27.1) for r in rows]
+    assert choose(rerun).chosen.name == "onnx-int8"
+    table = decision_table(rows, decision.chosen.name)
+    assert table[3][3] == "below floor" and table[3][-1] == "rerun with --min-psnr 27.1 to accept it"
+    assert table[1][-1] == ""  # slower rows below no floor get no advice
+
+
+def test_no_min_psnr_is_suggested_when_a_still_faster_candidate_would_take_it():
+    rows = [row("onnx-fp32", "fp32", 20.0, 80.0, 50), row("onnx-fp16", "fp16", 10.0, 39.0, 40),
+            row("trt-fp32", "fp32", 5.0, 45.0, 50)]
+    # --min-psnr 39 would accept both; the faster trt-fp32 would be chosen, never onnx-fp16.
+    assert accepting_min_psnr(rows, rows[1]) is None
+    assert accepting_min_psnr(rows, rows[2]) == 45.0
+    why = choose(rows).why
+    assert "onnx-fp16 was 2.00x the speed of onnx-fp32 but 39.0 dB < 40 dB (its fp16 floor), " in why
+    assert "(its fp32 floor): rerun with --min-psnr 45 to accept it" in why
 
 
 def test_the_worst_photograph_decides_not_the_average():
@@ -71,7 +100,8 @@ def test_every_candidate_failing_gives_no_choice_and_says_why_for_each():
     rows[1].reason, rows[2].reason = "export failed: boom", "not available here (TensorRT not installed)"
     decision = choose(rows)
     assert decision.chosen is None
-    assert decision.why == ("no candidate passed: onnx-int8: PSNR 20.0 dB < 30 dB; onnx-fp16: failed (export failed: "
+    assert decision.why == ("no candidate passed: onnx-int8: PSNR 20.0 dB < 30 dB: rerun with --min-psnr 20 to "
+                            "accept it; onnx-fp16: failed (export failed: "
                             "boom); trt-fp16: not available (not available here (TensorRT not installed))")
     assert choose([]).chosen is None
 
@@ -270,7 +300,7 @@ def test_keep_all_keeps_every_candidate_and_jetson_gets_device_commands(inputs, 
 
 def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
     out = tmp_path / "deploy"
-    with pytest.raises(DeployError, match=r"^no candidate passed: onnx-int8: PSNR .* < 99 dB$"):
+    with pytest.raises(DeployError, match=r"^no candidate passed: onnx-int8: PSNR .* < 99 dB: rerun with --min-psnr [0-9.]+ to accept it$"):
         deploy(inputs["teacher"], inputs["photos"], out, size=SIZE, min_psnr_db=99, candidates=["onnx-int8"],
                say=lambda *_: None, **FAST)
     assert list(tmp_path.iterdir()) == []

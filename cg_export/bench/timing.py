@@ -6,6 +6,7 @@ time their compute alone through :meth:`~cg_export.backends.Runner.compute_timer
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,16 @@ DEFAULT_WARMUP = 3
 DEFAULT_DURATION_S = 3.0
 MIN_SAMPLES = 5
 LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max")
+
+
+def speedup(reference_ms: float, latency_ms: float) -> float:
+    """How many times faster than the reference a latency is (``2.0``: half the reference's time)."""
+    return reference_ms / latency_ms if latency_ms > 0 else math.inf
+
+
+def format_speedup(factor: float | None) -> str:
+    """``"4.40x"``, ``-`` when there is nothing to compare with."""
+    return "-" if factor is None else f"{factor:.2f}x"
 
 
 @dataclass(frozen=True)

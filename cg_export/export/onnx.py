@@ -217,8 +217,9 @@ def export_onnx(
         from cg_export.export.precision import convert_to_fp16
 
         model = convert_to_fp16(model)
+    next_step = None
     if options.int8:
-        from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
+        from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, int8_next_step, quantize_int8
 
         recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
         skipped: list[str] = []
@@ -228,6 +229,7 @@ def export_onnx(
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
             notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
         model = quantize_int8(model, images, recipe, progress=True)
+        next_step = int8_next_step(options.calib_method, len(images))
     add_metadata(model, generator, precision)
     onnx.checker.check_model(model, full_check=True)
     with atomic_output(output) as tmp:
@@ -242,7 +244,7 @@ def export_onnx(
                 inputs += folder_batches(options.verify_photos, sizes[0], batch or 2, kind=kind)
             parity = verify_against_torch(generator.model, tmp, sizes, batch or 2, inputs=inputs,
                                           threads=options.threads)
-            check_parity(parity, precision, min_psnr_db=options.min_psnr_db)
+            check_parity(parity, precision, min_psnr_db=options.min_psnr_db, next_step=next_step)
         if options.uint8_io:
             wrapped = wrap_uint8_io(model)
             onnx.checker.check_model(wrapped, full_check=True)

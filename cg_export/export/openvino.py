@@ -29,7 +29,7 @@ from cg_export.backends.openvino import ExecutionReport, OpenVinoRunner, import_
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
 from cg_export.formats import format_named, format_of_suffix
-from cg_export.metadata import ArtifactMetadata, read_onnx_metadata
+from cg_export.metadata import ArtifactMetadata, is_staging_path, read_onnx_metadata
 from cg_export.parity import ParityReport, check_parity, compare_outputs, measure_parity, photograph_batches
 
 if TYPE_CHECKING:
@@ -206,11 +206,16 @@ def export_openvino(
 
 def ir_metadata(recorded: ArtifactMetadata, precision: str, fp16: bool, openvino_version: str,
                 onnx_source: Path | None) -> ArtifactMetadata:
-    """The ONNX model's metadata, with the IR's precision and where it came from added."""
+    """The ONNX model's metadata, with the IR's precision and where it came from added.
+
+    The source checkpoint (path and digest) is the one the ONNX model records. The ONNX file itself is recorded
+    (``converted_from``) only when it lasts: deploy converts its own candidate inside the deployment being built,
+    whose scratch path would be gone by the time anyone read it.
+    """
     extra = dict(recorded.extra, openvino_version=openvino_version)
     if fp16:
         extra["weight_compression"] = "fp16"
-    if onnx_source is not None:
+    if onnx_source is not None and not is_staging_path(onnx_source):
         extra["converted_from"] = str(onnx_source.resolve())
         extra["converted_from_sha256"] = sha256_of(onnx_source)
     return replace(recorded, precision=precision, extra=extra)

@@ -54,6 +54,21 @@ class Int8Recipe:
 DEFAULT_RECIPE = Int8Recipe()
 
 
+def int8_next_step(method: str, photographs: int) -> str:
+    """What to try after an int8 export missed its floor, given what this one tried: the calibration methods not
+    yet used (never the one just used), more photographs than the ``photographs`` it was calibrated on, or fp16.
+
+    Mixed precision (some layers fp16) is not offered: no exporter here makes it yet.
+    """
+    others = [name for name in CALIBRATION_METHODS if name != method]
+    steps = [f"calibrate on more (and more typical) photographs of your own than the {photographs} it was "
+             "calibrated on (--calib)"]
+    if others:
+        steps.append("try " + " or ".join(f"--calib-method {name}" for name in others) + f" (this was {method})")
+    steps.append("ship fp16 (--fp16)")
+    return ", ".join(steps[:-1]) + ", or " + steps[-1]
+
+
 def find_calibration_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted.
 
