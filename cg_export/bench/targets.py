@@ -57,7 +57,8 @@ def targets_from_files(
     Args:
         paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT), or a
             folder ``cg-export deploy`` wrote (its chosen artifact; the label stays the folder).
-        device: PyTorch device (``cpu``, ``cuda``, ``cuda:1``); default ``cpu``.
+        device: PyTorch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``); default
+            :data:`cg_export.devices.DEFAULT_DEVICE`.
         half: Run PyTorch checkpoints in fp16.
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
