@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from cg_export.cli.aliases import Alias, with_aliases
 from cg_export.cli.common import reports_errors
 from cg_export.cli.options import (
     arch_option,
@@ -22,6 +23,7 @@ from cg_export.cli.options import (
     verify_option,
 )
 from cg_export.cli.printer import echo, print_parity
+from cg_export.tensorrt.versions import OLDEST_SUPPORTED, dotted
 
 
 @reports_errors
@@ -39,7 +41,7 @@ def trt_command(
     dla_core: int | None = typer.Option(None, help="Build for this DLA core (Jetson), GPU fallback on; FP16/INT8."),
     builder_optimization_level: int | None = typer.Option(None, help="0-5 (TensorRT 8.6+, default 3)."),
     verify: bool = verify_option("Compare with the reference on photographs."),
-    min_psnr: float | None = min_psnr_option(),
+    min_psnr_db: float | None = min_psnr_option(),
     arch: str | None = arch_option("Force the architecture of a checkpoint source."),
     threads: int | None = threads_option(),
 ) -> None:
@@ -56,7 +58,7 @@ def trt_command(
     }
     options = EngineOptions(
         fp16=fp16, int8=int8, workspace_mb=workspace, timing_cache=timing_cache, dla_core=dla_core,
-        builder_optimization_level=builder_optimization_level, verify=verify, min_psnr_db=min_psnr, arch=arch,
+        builder_optimization_level=builder_optimization_level, verify=verify, min_psnr_db=min_psnr_db, arch=arch,
         threads=threads,
         **shapes,
     )
@@ -66,7 +68,7 @@ def trt_command(
     echo("built", f"{result.precision} engine with TensorRT {result.tensorrt_version} on {result.gpu} "
                   f"in {result.build_seconds:.1f} s; profile {result.profile.describe()}")
     echo("layers", result.layers.summary())
-    print_parity(result.parity, result.precision, result.reference, min_psnr)
+    print_parity(result.parity, result.precision, result.reference, min_psnr_db)
     size_mb = result.path.stat().st_size / 1e6
     echo("wrote", f"{result.path} ({size_mb:.1f} MB) and {result.sidecar.name}")
 
@@ -74,14 +76,16 @@ def trt_command(
 @reports_errors
 def check_command(
     model: Path = typer.Argument(..., help="The .onnx model to check."),
-    target: str = typer.Option("trt", help="trt (installed TensorRT, else 8.5) or trt=VERSION, e.g. trt=8.6."),
+    trt_version: str | None = typer.Option(None, "--trt-version", metavar="VERSION",
+                                           help="The TensorRT whose parser judges, e.g. 8.6 (default: the installed "
+                                                f"one, else {dotted(OLDEST_SUPPORTED)})."),
     dla: bool = typer.Option(False, "--dla", help="Also check what DLA (Jetson Xavier / Orin) can run."),
 ) -> None:
     """Pre-flight an ONNX model for TensorRT without a GPU: what the parser (and DLA) of a version will refuse."""
     from cg_export.check import check_file, default_version, parse_target
 
-    report = check_file(model, target, dla=dla)
-    why = "" if parse_target(target) else f" ({default_version()[1]})"
+    report = check_file(model, trt_version, dla=dla)
+    why = "" if parse_target(trt_version) else f" ({default_version()[1]})"
     echo("target", f"{report.target}{why}")
     echo("model", f"{model}: opset {report.opset}, {report.nodes} nodes")
     for finding in report.findings:
@@ -96,4 +100,5 @@ def check_command(
 def register(app: typer.Typer) -> None:
     """Add ``trt`` and ``check`` to the ``cg-export`` app."""
     app.command("trt")(trt_command)
-    app.command("check")(check_command)
+    # check's --target named a TensorRT version; deploy's --target is where a deployment runs: one meaning each.
+    app.command("check", cls=with_aliases(Alias("--target", "--trt-version")))(check_command)

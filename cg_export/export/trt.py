@@ -604,7 +604,7 @@ def _parse(trt: Any, builder: Any, logger: Any, plan: BuildPlan, graph: onnx.Mod
         errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
         raise EngineBuildError(
             f"TensorRT's ONNX parser rejected the model: {'; '.join(errors[:3]) or 'no reason given'} "
-            "(cg-export check MODEL.onnx --target trt=VERSION lists what this TensorRT does not take)"
+            "(cg-export check MODEL.onnx --trt-version VERSION lists what this TensorRT does not take)"
         )
     return network, parser
 
