@@ -52,7 +52,7 @@ from cg_export.models.registry import create_generator
 from training.cyclegan import LinearDecay
 from training.data import augment, scan_domain
 from training.discriminator import PatchDiscriminator
-from training.errors import DatasetError, TrainingError
+from training.errors import DatasetError, TrainingError, TrainingOptionError
 from training.random_state import capture_global_rng, restore_global_rng, seed_everything
 from training.trainer import print_report, resolve_device
 
@@ -589,8 +589,8 @@ class _Run:
                                      n_blocks=options.n_blocks, budget_size=options.budget_size)
         multiple = int(getattr(loaded.model, "size_multiple", 4))
         if options.image_size % multiple:
-            raise TrainingError(f"--image-size {options.image_size} does not fit the teacher: it must be a "
-                                f"multiple of {multiple}")
+            raise TrainingOptionError("image_size", options.image_size, "does not fit the teacher: it must be a "
+                                      f"multiple of {multiple}")
         D = load_discriminator(discriminator) if discriminator is not None else None
         if state is not None and (D is not None) != bool(state["has_discriminator"]):
             raise TrainingError("this run was started " + ("with" if state["has_discriminator"] else "without")
