@@ -55,7 +55,7 @@ def bench(
     plot: Path | None = typer.Option(None, help="Plot latency by size and backend (.png, .svg, .pdf; "
                                      "needs matplotlib)."),
     compare: Path | None = typer.Option(None, help="Compare p50 latencies with an earlier --json report."),
-    threshold: float | None = threshold_option(),
+    threshold_pct: float | None = threshold_option(),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit non-zero when --compare "
                                             "finds a regression."),
 ) -> None:
@@ -75,7 +75,7 @@ def bench(
             inputs.refuse(path, option)
     # Fail before minutes of benchmarking, not after: a bad baseline, or --plot without matplotlib.
     baseline = lib.load_report(compare) if compare else None
-    threshold = lib.resolve_threshold(threshold)
+    threshold_pct = lib.resolve_threshold(threshold_pct)
     if plot is not None:
         lib.import_pyplot()
     targets = lib.targets_from_files(models, device=device, half=fp16 or None,
@@ -93,7 +93,7 @@ def bench(
             write(report, path)
             echo("wrote", str(path))
     if baseline is not None:
-        comparison = lib.compare_reports(baseline, report, threshold)
+        comparison = lib.compare_reports(baseline, report, threshold_pct)
         typer.echo(lib.format_comparison(comparison))
         if fail_on_regression and comparison.regressions:
             raise CgExportError(f"{len(comparison.regressions)} row(s) regressed against {compare} "

@@ -248,11 +248,11 @@ def iterations_option(per: str = "row") -> Any:
 
 def duration_option(per: str = "row") -> Any:
     """``--duration``."""
-    return typer.Option(None, help=f"Seconds of timed runs per {per}, at least {bench.MIN_SAMPLES} runs "
+    return typer.Option(None, "--duration", help=f"Seconds of timed runs per {per}, at least {bench.MIN_SAMPLES} runs "
                                    f"(default: {bench.DEFAULT_DURATION_S:g}; not with --iterations).")
 
 
 def threshold_option() -> Any:
     """``--threshold`` of ``--compare``."""
-    return typer.Option(None, help=f"Regression threshold for --compare, in percent "
+    return typer.Option(None, "--threshold", help=f"Regression threshold for --compare, in percent "
                                    f"(default: {bench.DEFAULT_THRESHOLD_PCT:g}).")
