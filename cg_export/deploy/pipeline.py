@@ -114,8 +114,8 @@ def deploy(
         iterations: Timed runs per candidate; default as many as fit in ``duration_s``.
         duration_s: Seconds of timed runs per candidate (cg-bench's default when ``None``).
         arch: Force the architecture of the checkpoints.
-        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: each runtime's
-            own (PyTorch's and ONNX Runtime's are every core). On a shared machine, 1 keeps the comparison fair:
+        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: the cores this
+            process may use (:func:`cg_export.threads.default_threads`). On a shared machine, 1 keeps the comparison fair:
             spinning thread pools lose far more than single threads when cores are oversubscribed.
         distil: Makes a student instead of ``student``: called with the folder of calibration photographs (never
             the held-out ones) and the student checkpoint to write, returns the checkpoint written. The CLI passes
