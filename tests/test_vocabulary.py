@@ -28,7 +28,7 @@ IDEAS = {
     "fp16": ({"fp16", "half"}, ["--fp16"]),
     "int8": ({"int8"}, ["--int8"]),
     "size": ({"size", "static_size", "image_size"}, ["--size"]),
-    "size range": ({"engine_sizes"}, ["--size-range"]),
+    "size range": ({"engine_sizes", "size_range"}, ["--size-range"]),
     "batch": ({"batch", "batch_size"}, ["--batch"]),
     "photos": ({"photos"}, ["--photos"]),
     "threads": ({"threads"}, ["--threads"]),
@@ -42,7 +42,8 @@ IDEAS = {
 #: Ideas whose help (meaning and default) is word for word the same wherever they appear.
 SAME_HELP = ("threads", "device", "progress", "min psnr")
 #: Spellings that only live on as hidden aliases.
-RETIRED = {"--out", "--half", "--static", "--image-size", "--batch-size", "--engine-min-size", "--engine-max-size"}
+RETIRED = {"--out", "--half", "--static", "--image-size", "--batch-size", "--engine-min-size", "--engine-max-size",
+           "--min-shape", "--opt-shape", "--max-shape"}
 #: Commands that run a model or train one, and so take --threads and --device or --threads alone.
 RUNS_MODELS = {"cg-export onnx", "cg-export trt", "cg-export openvino", "cg-export deploy", "cg-bench", "cg-stylize",
                "cg-train", "cg-compress", "cg-demo"}
@@ -246,3 +247,38 @@ def test_compress_threads_are_checked_and_given_back(tmp_path):
     result = CliRunner().invoke(app, [str(tmp_path / "missing.pt"), "--photos", str(tmp_path), "--threads", "1"])
     assert result.exit_code == 1 and "missing.pt" in result.stderr  # ran, with the threads asked for, and failed
     assert torch.get_num_threads() == before
+
+
+# cg-export trt: sizes written like everywhere else (--size, --size-range, --batch) become the NCHW profile.
+
+
+def test_trt_sizes_become_the_profile():
+    from cg_export.errors import OptionError
+    from cg_export.export.trt import EngineOptions, resolve_profile
+
+    dims = (None, 3, None, None)
+    static, fields = EngineOptions(size=(64, 96)).profile_shapes(dims)
+    assert static == ((1, 3, 64, 96),) * 3 and fields == ("size",) * 3
+    ranged, fields = EngineOptions(size_range=((32, 32), (128, 256)), batch=2).profile_shapes(dims)
+    assert ranged == ((2, 3, 32, 32), None, (2, 3, 128, 256)) and fields == ("size_range", "size", "size_range")
+    profile = resolve_profile(*ranged, graph_dims=dims, size_multiple=4, fields=fields, batch=2)
+    assert profile.describe() == "2x3x32x32 / 2x3x128x256 / 2x3x128x256"
+    assert resolve_profile(None, None, None, graph_dims=dims, size_multiple=4, batch=4).min == (4, 3, 128, 128)
+    with pytest.raises(OptionError) as raised:
+        resolve_profile(*EngineOptions(size=(30, 30)).profile_shapes(dims)[0], graph_dims=dims, size_multiple=4,
+                        fields=("size",) * 3)
+    assert raised.value.field == "size" and "multiples of 4" in str(raised.value)
+    with pytest.raises(OptionError, match="not both"):
+        EngineOptions(size=(64, 64), min_shape=(1, 3, 64, 64))
+    with pytest.raises(OptionError, match="fixes the batch to 1"):
+        EngineOptions(batch=2).profile_shapes((1, 3, None, None))
+
+
+def test_trt_old_shape_flags_still_parse_with_one_deprecation_line():
+    from cg_export.cli.export import app
+
+    result = CliRunner().invoke(app, ["trt", "missing.onnx", "--opt-shape", "1x3x64x64"])
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 1 and len(lines) == 2, result.stderr
+    assert lines[0].startswith("deprecated: --min-shape/--opt-shape/--max-shape NxCxHxW is now --size HxW")
+    assert lines[1].startswith("error: ")

@@ -5,37 +5,34 @@ One idea, one flag, one meaning and one default in every console script (``cg-ex
 ``cg-stylize``, ``cg-train``, ``cg-compress``, ``cg-demo``); ``tests/test_vocabulary.py`` reads every command's
 options and holds them to this table:
 
-============  ==================================  ========================================================  ===========
-idea          flag                                meaning                                                   old flags
-============  ==================================  ========================================================  ===========
-output        ``-o/--output PATH``                where the command writes (a file or a folder)             ``--out``
-precision     ``--fp16``, ``--int8``              the model computes in half precision / int8; ``--amp``    ``--half``
-                                                  (cg-train, cg-compress) stays: mixed-precision
-                                                  *training*, not a half-precision model
-size          ``--size HxW`` (``N`` = ``NxN``)    the image size a model runs at: ``onnx`` fixes the        ``--static``,
-                                                  graph to it, ``cg-bench`` times it (repeatable),          ``--image-
-                                                  ``deploy`` verifies at it, training crops it (square)     size``
-size range    ``--size-range MINHxMINW:MAXHxMAXW`` the sizes a TensorRT engine accepts                      ``--engine-
-                                                                                                            min/max-
-                                                                                                            size``
-batch         ``--batch N``                       images per inference (or training) call: ``onnx`` fixes   ``--batch-
-                                                  the graph's, ``cg-bench`` times it (repeatable),          size``
-                                                  ``cg-stylize`` runs tiles N at a time, training takes N
-                                                  images per domain per step
-photos        ``--photos DIR``                    a folder of your own photographs to learn or check on     PHOTOS
-                                                                                                            argument
-threads       ``--threads N``                     CPU threads (default: the cores this process may use)
-device        ``--device auto|cpu|cuda|cuda:N``   where PyTorch runs (default ``auto``: CUDA when PyTorch   (cpu in
-                                                  sees a GPU, else the CPU)                                 cg-bench,
-                                                                                                            cg-stylize)
-progress      ``--progress/--no-progress``        progress bars (on)
-JSON          ``--json PATH``                     write the result as JSON (``deploy``: ``-`` is stdout)    bare
-                                                                                                            ``--json``
-target        ``--target local|jetson``           where a deployment runs (``deploy`` only)                 —
-TensorRT      ``--trt-version VERSION``           which TensorRT's parser ``check`` judges by               ``--target
-version                                                                                                     trt=V``
-version       ``--version``                       print the console script's name and version
-============  ==================================  ========================================================  ===========
+| idea       | flag                                 | meaning (default)                                      | old spellings           |
+|------------|--------------------------------------|--------------------------------------------------------|-------------------------|
+| output     | -o/--output PATH                     | where the command writes, a file or a folder           | --out (cg-train,        |
+|            |                                      |                                                        | cg-demo)                |
+| precision  | --fp16, --int8                       | the model computes in half precision / int8 (fp32);    | --half (cg-bench)       |
+|            |                                      | --amp (cg-train, cg-compress) stays: mixed-precision   |                         |
+|            |                                      | *training*, a different idea                           |                         |
+| size       | --size HxW (N = NxN)                 | the image size a model runs at: onnx fixes the graph   | --static (onnx),        |
+|            |                                      | to it, cg-bench times it (repeatable), deploy verifies | --image-size (cg-train, |
+|            |                                      | at it, trt builds for it, training crops it (square)   | cg-compress)            |
+| size range | --size-range MINHxMINW:MAXHxMAXW     | the sizes a TensorRT engine takes (trt, deploy)        | --engine-min-size and   |
+|            |                                      |                                                        | --engine-max-size,      |
+|            |                                      |                                                        | --min/opt/max-shape     |
+| batch      | --batch N                            | images per inference (or training) call: onnx fixes    | --batch-size (cg-train, |
+|            |                                      | the graph's, cg-bench times it (repeatable), stylize   | cg-compress)            |
+|            |                                      | runs tiles N at a time, trt fixes the profile's N,     |                         |
+|            |                                      | training takes N images per domain per step            |                         |
+| photos     | --photos DIR                         | a folder of your own photographs to learn or check on  | PHOTOS (cg-compress)    |
+| threads    | --threads N                          | CPU threads (the cores this process may use)           | (missing in cg-compress,|
+|            |                                      |                                                        | cg-demo, openvino)      |
+| device     | --device auto|cpu|cuda|cuda:N        | where PyTorch runs (auto: CUDA when PyTorch sees a     | (default was cpu in     |
+|            |                                      | GPU, else the CPU)                                     | cg-bench, cg-stylize)   |
+| progress   | --progress/--no-progress             | progress bars (on)                                     |                         |
+| JSON       | --json PATH                          | write the result as JSON (deploy: - is stdout)         | bare --json (deploy)    |
+| target     | --target local|jetson                | where a deployment runs (deploy only)                  |                         |
+| TensorRT   | --trt-version VERSION                | which TensorRT's parser check judges by (installed,    | --target trt=V (check)  |
+| version    |                                      | else the oldest supported)                             |                         |
+| version    | --version                            | the console script's name and version                  | (missing in cg-compress)|
 
 Old flags keep working as hidden aliases (:mod:`cg_export.cli.aliases`) that print one ``deprecated:`` line.
 
