@@ -94,6 +94,10 @@ class _Names(dict):  # type: ignore[type-arg]
         return self.name_of(key)
 
 
+class CheckpointOptionError(OptionError, CheckpointError):
+    """An argument of checkpoint loading (``direction``) has a value it cannot take."""
+
+
 def format_value(value: object) -> str:
     """How a value reads in a message: ``(256, 384)`` as ``256x384`` (a size), everything else as ``str``."""
     if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):

@@ -150,30 +150,33 @@ class CompressOptions:
         """Check every value.
 
         Raises:
-            TrainingError: naming the first bad option and what it accepts.
+            TrainingOptionError: naming the first bad option (its field) and what it accepts.
         """
         for name in ("budget_size", "epochs", "image_size", "batch_size", "log_every", "samples"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         for name in ("ngf", "n_blocks", "save_every", "macs"):
             value = getattr(self, name)
             if value is not None and (int(value) != value or value < 1):
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         if self.ratio is not None and self.macs is not None:
-            raise TrainingError("give --ratio or --macs, not both: each sets the student's MAC budget")
+            raise TrainingOptionError("ratio", None, "give {ratio} or {macs}, not both: each sets the student's MAC "
+                                      "budget")
         if self.ratio is not None and not self.ratio > 1:
-            raise TrainingError(f"--ratio {self.ratio} must be above 1: the student must be smaller than the teacher")
+            raise TrainingOptionError("ratio", self.ratio, "must be above 1: the student must be smaller than the "
+                                      "teacher")
         if self.decay_epoch is None or not 0 <= self.decay_epoch <= self.epochs:
-            raise TrainingError(f"--decay-epoch {self.decay_epoch} must lie between 0 and --epochs {self.epochs}")
+            raise TrainingOptionError("decay_epoch", self.decay_epoch, f"must lie between 0 and {{epochs}} {self.epochs}")
         if not self.lr > 0:
-            raise TrainingError(f"--lr must be positive, not {self.lr!r}")
+            raise TrainingOptionError("lr", repr(self.lr), "must be positive")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise TrainingError("Adam betas must lie in [0, 1)")
-        if min(self.lambda_recon, self.lambda_distill, self.lambda_gan) < 0:
-            raise TrainingError("--lambda-recon, --lambda-distill and --lambda-gan must not be negative")
+        for name in ("lambda_recon", "lambda_distill", "lambda_gan"):
+            if getattr(self, name) < 0:
+                raise TrainingOptionError(name, getattr(self, name), "must not be negative")
         if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise TrainingError(f"--seed must lie in [0, 2**63), not {self.seed}")
+            raise TrainingOptionError("seed", self.seed, "must lie in [0, 2**63)")
 
 
 def _flag(name: str) -> str:

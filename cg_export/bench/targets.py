@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cg_export.backends import Runner, backend_for, is_checkpoint, model_file, runner_for
 from cg_export.backends.registry import backend_named, read_artifact_metadata
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import sha256_of
 from cg_export.metadata import ArtifactMetadata
 from cg_export.threads import check_threads
@@ -114,9 +114,9 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
         reference = Path(reference)
         if not is_checkpoint(reference):
             suffixes = " or ".join(backend_named("torch").suffixes)
-            raise CgExportError(f"--reference {reference}: expected a PyTorch checkpoint ({suffixes})")
+            raise OptionError("reference", reference, f"expected a PyTorch checkpoint ({suffixes})")
         if not reference.is_file():
-            raise CgExportError(f"--reference {reference}: no such file")
+            raise OptionError("reference", reference, "no such file")
         return Reference(reference, "given with --reference")
     paths = [model_file(m) for m in models]
     for path in paths:

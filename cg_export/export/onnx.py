@@ -336,8 +336,8 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
 
     try:
         files = find_calibration_images(folder)
-    except CgExportError as exc:
-        raise CgExportError(str(exc).replace("--calib", "--verify-photos", 1)) from None
+    except OptionError as exc:  # the same folder checks as --calib's, about this field
+        raise OptionError("verify_photos", exc.value, exc.message) from None
     photos, unreadable = [], []
     for path in files:
         if len(photos) == limit:
