@@ -282,3 +282,16 @@ def test_trt_old_shape_flags_still_parse_with_one_deprecation_line():
     assert result.exit_code == 1 and len(lines) == 2, result.stderr
     assert lines[0].startswith("deprecated: --min-shape/--opt-shape/--max-shape NxCxHxW is now --size HxW")
     assert lines[1].startswith("error: ")
+
+
+def test_commands_written_for_a_report_use_the_commands_own_flags():
+    from cg_export.cli.export import app as cg_export
+    from cg_export.cli.spelling import flags_for
+    from training.cli import app as cg_train
+
+    assert flags_for(cg_train, {"image_size": 64, "batch_size": 2, "lr": 2e-4, "amp": True, "seed": None}) == [
+        "--size", "64", "--batch", "2", "--lr", "0.0002", "--amp"]
+    assert flags_for(cg_export, {"size": (32, 48), "engine_sizes": "32x32:64x64"}, command="deploy") == [
+        "--size", "32x48", "--size-range", "32x32:64x64"]
+    with pytest.raises(KeyError):
+        flags_for(cg_train, {"no_such_field": 1})
