@@ -96,8 +96,8 @@ def split_photos(folder: str | Path, calibrate: bool) -> PhotoSplit:
         why = (f"{MIN_CALIBRATION} to calibrate int8 on and {MIN_VERIFICATION} held out to verify on"
                if calibrate else f"{MIN_VERIFICATION} to verify on")
         skipped = f" ({len(split.skipped)} unreadable)" if split.skipped else ""
-        raise DeployError(f"--photos {folder}: {len(readable)} readable photograph(s){skipped}; deploy needs at "
-                          f"least {need}: {why}")
+        raise DeployOptionError("photos", folder, f"{len(readable)} readable photograph(s){skipped}; deploy needs at "
+                                f"least {need}: {why}")
     if calibrate:
         split.verification = readable[1::2][:MAX_VERIFICATION]
         held_out = {path for path, _ in split.verification}

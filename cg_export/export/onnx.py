@@ -347,7 +347,7 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
         except ImageError:
             unreadable.append(path.name)
     if not photos:
-        raise CgExportError(f"--verify-photos {folder}: none of its {len(files)} images could be read")
+        raise OptionError("verify_photos", folder, f"none of its {len(files)} images could be read")
     batches = []
     for start in range(0, len(photos), photos_per_batch):
         # The last batch is filled up from the first photographs: a fixed-batch model takes only full batches.
@@ -414,7 +414,7 @@ def to_onnx_graph(
         batch: Batch size to fix, or ``None`` for a dynamic batch.
     """
     if opset < DEFAULT_OPSET:
-        raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
+        raise OptionError("opset", opset, f"the oldest opset supported is {DEFAULT_OPSET}")
     model.eval()
     key = _trace_key(model, opset, static_size, batch)
     cached = _TRACES.get(key)
@@ -533,24 +533,24 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
     constants = {init.name: init for init in model.graph.initializer}
     unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS - _AXES_TO_ATTRIBUTE_OPS
     if unsafe:
-        raise CgExportError(f"--opset 17 is not possible for this graph (ops {sorted(unsafe)}); use --opset 18")
+        raise OptionError("opset", 17, f"not possible for this graph (ops {sorted(unsafe)}); use {{opset}} 18")
     for node in model.graph.node:
         if node.op_type == "Resize":
             kept = [a for a in node.attribute if a.name not in ("antialias", "keep_aspect_ratio_policy")]
             dropped = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a not in kept}
             if dropped.get("antialias", 0) != 0 or dropped.get("keep_aspect_ratio_policy", b"stretch") != b"stretch":
-                raise CgExportError("--opset 17: Resize uses opset-18 features; use --opset 18")
+                raise OptionError("opset", 17, "Resize uses opset-18 features; use {opset} 18")
             del node.attribute[:]
             node.attribute.extend(kept)
         if node.op_type == "Pad" and len(node.input) > 3:
-            raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
+            raise OptionError("opset", 17, "Pad uses the opset-18 axes input; use {opset} 18")
         if node.op_type in _AXES_TO_ATTRIBUTE_OPS:
             if any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
-                raise CgExportError(f"--opset 17: {node.op_type} uses noop_with_empty_axes; use --opset 18")
+                raise OptionError("opset", 17, f"{node.op_type} uses noop_with_empty_axes; use {{opset}} 18")
             kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
             if len(node.input) > 1 and node.input[1]:
                 if node.input[1] not in constants:
-                    raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
+                    raise OptionError("opset", 17, f"{node.op_type} has computed axes; use {{opset}} 18")
                 axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
                 kept.append(onnx.helper.make_attribute("axes", axes))
                 del node.input[1:]
