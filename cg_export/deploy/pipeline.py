@@ -383,6 +383,8 @@ def _command(spec: CandidateSpec, name: str, prefix: str, size: tuple[int, int],
     return spec.command.format(
         checkpoint=checkpoint, out=f"{name}{spec.suffix}", needed=needed, calib="calib/",
         shape=f"1x3x{size[0]}x{size[1]}", min_shape=f"1x3x{low[0]}x{low[1]}", max_shape=f"1x3x{high[0]}x{high[1]}",
+        # The spellings cg-export trt takes now (--size, --size-range), for the rows' templates to move to.
+        size=f"{size[0]}x{size[1]}", size_range=f"{low[0]}x{low[1]}:{high[0]}x{high[1]}",
         min_psnr="" if min_psnr_db is None else f"--min-psnr {min_psnr_db:g} ")
 
 
