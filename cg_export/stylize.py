@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from cg_export.backends.base import Runner
-from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OutputError
+from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OptionError, OutputError
 from cg_export.files import InputFiles, atomic_output, check_output_file, check_output_folder
 from cg_export.images import IMAGE_SUFFIXES, model_input_kind, read_photo
 from cg_export.optional import extra_hint
@@ -70,24 +70,24 @@ class StylizeOptions:
         """Refuse values no model can use, and with ``multiple``, tiles and overlaps that are not multiples of it.
 
         Raises:
-            CgExportError: naming the option and what it must be.
+            OptionError: naming the field and what it must be.
         """
         if self.tile is not None and self.tile < 0:
-            raise CgExportError(f"--tile {self.tile}: must be 0 (whole image) or a positive number of pixels")
+            raise OptionError("tile", self.tile, "must be 0 (whole image) or a positive number of pixels")
         if self.overlap is not None and self.overlap < 0:
-            raise CgExportError(f"--overlap {self.overlap}: must be 0 or more pixels")
+            raise OptionError("overlap", self.overlap, "must be 0 or more pixels")
         if self.stats_size < 1:
-            raise CgExportError(f"--stats-size {self.stats_size}: must be a positive number of pixels")
+            raise OptionError("stats_size", self.stats_size, "must be a positive number of pixels")
         if self.batch < 1:
-            raise CgExportError(f"--batch {self.batch}: must be 1 or more tiles per call")
+            raise OptionError("batch", self.batch, "must be 1 or more tiles per call")
         if self.max_pixels is not None and self.max_pixels < 1:
-            raise CgExportError(f"--max-pixels {self.max_pixels}: must be a positive number of pixels")
+            raise OptionError("max_pixels", self.max_pixels, "must be a positive number of pixels")
         if multiple is None:
             return
-        for option, value in (("--tile", self.tile), ("--overlap", self.overlap)):
+        for name, value in (("tile", self.tile), ("overlap", self.overlap)):
             if value and value % multiple:
-                raise CgExportError(f"{option} {value}: must be a multiple of {multiple} (the model's size "
-                                    f"multiple), e.g. {round_up(value, multiple)}")
+                raise OptionError(name, value, f"must be a multiple of {multiple} (the model's size multiple), "
+                                  f"e.g. {round_up(value, multiple)}")
 
 
 @dataclass
@@ -243,8 +243,8 @@ class Stylizer:
         self.overlap = round_up(DEFAULT_OVERLAP, self.multiple) if overlap is None else overlap
         tile = self.options.tile
         if self.whole_images_only and tile:
-            raise CgExportError(f"--tile {tile}: this model ({architecture.get('name')}) runs on whole images "
-                                "only; leave --tile unset")
+            raise OptionError("tile", tile, f"this model ({architecture.get('name')}) runs on whole images only; "
+                              "leave {tile} unset")
         if self.static_size is not None or self.whole_images_only:
             self.tile = 0  # static models: windows of exactly the static size, whatever was asked
         else:

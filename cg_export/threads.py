@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from cg_export.errors import CgExportError
+from cg_export.errors import OptionError
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
@@ -40,12 +42,40 @@ def default_threads() -> int:
 def check_threads(threads: int | None, option: str = "--threads") -> int | None:
     """``threads`` itself when it is ``None`` (the default) or 1 or more.
 
+    Args:
+        threads: The thread count asked for.
+        option: Unused; the error carries the field ``threads`` and the command line names its own flag. Kept so
+            callers written before that keep working.
+
     Raises:
-        CgExportError: 0 or negative.
+        OptionError: (field ``threads``) 0 or negative.
     """
     if threads is not None and threads < 1:
-        raise CgExportError(f"{option} {threads}: must be 1 or more")
+        raise OptionError("threads", threads, "must be 1 or more")
     return threads
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """PyTorch computes with ``threads`` inside (``None``: :func:`default_threads`); its previous count comes back
+    on the way out, so the process-wide setting is taken and given back in one place.
+
+    Yields:
+        The thread count in force.
+
+    Raises:
+        OptionError: (field ``threads``) 0 or negative.
+    """
+    import torch  # here, not at the top: this module stays importable without torch
+
+    check_threads(threads)
+    previous = torch.get_num_threads()
+    count = default_threads() if threads is None else threads
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(previous)
 
 
 def available_cores() -> int:

@@ -129,9 +129,9 @@ def test_latency_json_round_trip():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"iterations": 5, "duration_s": 1.0}, "not both"),
-    ({"warmup": -1}, "--warmup -1"),
-    ({"iterations": 0}, "--iterations 0"),
-    ({"duration_s": 0.0}, "--duration 0.0"),
+    ({"warmup": -1}, "warmup -1"),
+    ({"iterations": 0}, "iterations 0"),
+    ({"duration_s": 0.0}, "duration_s 0.0"),
 ])
 def test_timing_options_are_checked(options, message):
     with pytest.raises(CgExportError, match=message):
@@ -427,7 +427,7 @@ def test_compare_flags_slower_and_vanished_rows():
     assert len(bench.compare_reports(baseline, current, threshold_pct=30).regressions) == 1
     text = bench.format_comparison(comparison)
     assert "REGRESSION b.onnx" in text and "+25.0%" in text and "unavailable now" in text
-    with pytest.raises(CgExportError, match="--threshold -1"):
+    with pytest.raises(CgExportError, match="threshold_pct -1"):
         bench.compare_reports(baseline, current, threshold_pct=-1)
 
 

@@ -283,8 +283,7 @@ def test_keep_all_keeps_every_candidate_and_jetson_gets_device_commands(inputs, 
     rows = {r.name: r for r in result.rows}
     assert set(rows) == {"onnx-fp32", "onnx-fp16", "trt-fp16"}  # trt-fp16 is built from onnx-fp32
     assert rows["trt-fp16"].status == UNAVAILABLE and "TensorRT not installed" in rows["trt-fp16"].reason
-    assert result.finish_on_device[0] == ("cg-export trt onnx-fp32.onnx --fp16 --min-shape 1x3x32x32 --opt-shape "
-                                          "1x3x32x32 --max-shape 1x3x32x32 -o trt-fp16.engine")
+    assert result.finish_on_device[0] == "cg-export trt onnx-fp32.onnx --fp16 --size 32x32 -o trt-fp16.engine"
     # The file the device command converts travels with the folder, at its top, under the name the command uses.
     assert (out / "onnx-fp32.onnx").is_file() or result.decision.chosen.name == "onnx-fp32"
     manifest = json.loads((out / "deploy.json").read_text())
@@ -314,9 +313,9 @@ def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
     (["--photos", "{photos}", "--candidate", "onnx-int4"], "--candidate onnx-int4: not a candidate"),
     (["--photos", "{photos}", "--compress", "4"], "--compress needs cg-compress"),
     (["--photos", "{photos}", "--threads", "0"], "--threads 0: must be 1 or more"),
-    (["--photos", "{photos}", "--size", "32x32", "--engine-min-size", "64x64", "--engine-max-size", "128x128"],
-     "engine sizes 64x64 .. 128x128: must be positive and take --size 32x32"),
-    (["--photos", "{photos}", "--engine-max-size", "128x128"], "give --engine-min-size and --engine-max-size"),
+    (["--photos", "{photos}", "--size", "32x32", "--size-range", "64x64:128x128"],
+     "--size-range 64x64:128x128: must be positive and take --size 32x32"),
+    (["--photos", "{photos}", "--size-range", "128x128"], "--size-range '128x128': expected MINHxMINW:MAXHxMAXW"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, monkeypatch, args, message):
     from cg_export.cli.export import app
@@ -348,7 +347,7 @@ def test_json_prints_the_decision(deployed, inputs, tmp_path):
 
     result = CliRunner().invoke(app, ["deploy", str(inputs["teacher"]), "--photos", str(inputs["photos"]), "-o",
                                       str(tmp_path / "d"), "--size", "32x32", "--candidate", "torch-fp32",
-                                      "--iterations", "2", "--warmup", "0", "--json"])
+                                      "--iterations", "2", "--warmup", "0", "--json", "-"])
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout)
     assert decision["candidate"] == "torch-fp32" and decision["artifact"] == "torch-fp32.pt"

@@ -81,8 +81,7 @@ def test_deploy_candidates_are_the_tables_precision_matrix():
     ("onnx-fp32", "cg-export onnx g.pt --no-verify -o onnx-fp32.onnx"),
     ("onnx-int8", "cg-export onnx g.pt --int8 --calib calib/ --no-verify -o onnx-int8.onnx"),
     ("openvino-int8", "cg-export openvino g.pt --no-verify -o openvino-int8.xml"),
-    ("trt-fp16", "cg-export trt g.pt --fp16 --min-shape 1x3x64x64 --opt-shape 1x3x64x96 --max-shape 1x3x128x128 "
-                 "--no-verify -o trt-fp16.engine"),
+    ("trt-fp16", "cg-export trt g.pt --fp16 --size 64x96 --size-range 64x64:128x128 --no-verify -o trt-fp16.engine"),
 ])
 def test_candidate_commands_spell_the_options_deploy_ran(name, expected, tmp_path):
     spec = candidate_named(name)
@@ -91,12 +90,41 @@ def test_candidate_commands_spell_the_options_deploy_ran(name, expected, tmp_pat
                              verify=False) == expected
 
 
+@pytest.mark.parametrize("spec", [s for s in CANDIDATES if s.format.exporter], ids=lambda s: s.name)
+def test_every_candidate_command_parses_to_the_options_deploy_ran(spec, tmp_path):
+    """The real cg-export app reads each command back: same verb, same flags, same values (no second spelling)."""
+    import shlex
+
+    import typer
+
+    from cg_export.cli.export import app
+
+    job = ExportJob(None, Path("x"), None, tmp_path, (64, 96), ((64, 64), (128, 128)))  # type: ignore[arg-type]
+    command = candidate_command(spec, job, source="g.pt", output="out", calibration=str(tmp_path), verify=False)
+    words = shlex.split(command)
+    assert words[:2] == ["cg-export", spec.format.name]
+    click_command = typer.main.get_command(app).commands[spec.format.name]  # type: ignore[attr-defined]
+    parsed = click_command.make_context(spec.format.name, words[2:]).params
+    ran = make_options(spec.format, spec.request(job))
+    for field in ("fp16", "int8", "calib", "verify", "size", "size_range"):
+        if field in parsed and hasattr(ran, field):
+            value = parsed[field]
+            if field == "calib" and value is not None:
+                value = Path(value)
+            if field in ("size", "size_range") and isinstance(value, str):
+                from cg_export.cli.common import parse_size, parse_size_range
+
+                value = parse_size(value, field) if field == "size" else parse_size_range(value, field)
+            assert value == getattr(ran, field), field
+
+
 def test_a_device_command_verifies_at_the_runs_floor():
     spec = candidate_named("trt-int8")
     job = ExportJob(None, Path("x"), None, Path("calib"), (64, 64))  # type: ignore[arg-type]
     command = candidate_command(spec, job, source="onnx-int8.onnx", output="trt-int8.engine", calibration="calib/",
                                 verify=True, min_psnr_db=27.5)
     assert "--no-verify" not in command and "--min-psnr 27.5" in command and " --int8 " in command
+    assert "--size 64x64" in command
 
 
 def test_unknown_paths_say_what_is_wrong(tmp_path):

@@ -290,7 +290,7 @@ def test_corrupt_training_state_is_one_line_on_resume(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     torch.save({"format": STATE_FORMAT, "version": 1, "options": {}}, run / STATE_FILE)
-    result = CliRunner().invoke(app, [str(tmp_path), "--name", "r", "--out", str(tmp_path / "runs"), "--resume"])
+    result = CliRunner().invoke(app, [str(tmp_path), "--name", "r", "-o", str(tmp_path / "runs"), "--resume"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the training state lacks dataset" in result.output and result.output.count("\n") == 1
     state = {"format": STATE_FORMAT, "version": 1, "options": {}, "dataset": {}, "epoch": 1, "step_in_epoch": 0,

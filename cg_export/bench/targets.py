@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cg_export.backends import Runner, backend_for, is_checkpoint, model_file, runner_for
 from cg_export.backends.registry import read_artifact_metadata
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import sha256_of
 from cg_export.formats import format_named
 from cg_export.metadata import ArtifactMetadata
@@ -52,7 +52,8 @@ def targets_from_files(
     Args:
         paths: Model files of any format of :data:`cg_export.formats.FORMATS`, or a folder ``cg-export deploy``
             wrote (its chosen artifact; the label stays the folder).
-        device: PyTorch device (``cpu``, ``cuda``, ``cuda:1``); default ``cpu``.
+        device: PyTorch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``); default
+            :data:`cg_export.devices.DEFAULT_DEVICE`.
         half: Run PyTorch checkpoints in fp16.
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
@@ -108,9 +109,9 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
         reference = Path(reference)
         if not is_checkpoint(reference):
             suffixes = " or ".join(format_named("torch").suffixes)
-            raise CgExportError(f"--reference {reference}: expected a PyTorch checkpoint ({suffixes})")
+            raise OptionError("reference", reference, f"expected a PyTorch checkpoint ({suffixes})")
         if not reference.is_file():
-            raise CgExportError(f"--reference {reference}: no such file")
+            raise OptionError("reference", reference, "no such file")
         return Reference(reference, "given with --reference")
     paths = [model_file(m) for m in models]
     for path in paths:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.errors import CgExportError
+from cg_export.errors import OptionError
 
 DEFAULT_WARMUP = 3
 # trtexec's default measuring time; on a slow CPU a duration-based run still takes at least MIN_SAMPLES samples so
@@ -89,17 +89,17 @@ class TimingSettings:
         """Validate options (``None`` = default).
 
         Raises:
-            CgExportError: negative warm-up, fewer than one iteration, a non-positive duration, or both
+            OptionError: negative warm-up, fewer than one iteration, a non-positive duration, or both
                 ``iterations`` and ``duration_s``.
         """
         if iterations is not None and duration_s is not None:
-            raise CgExportError("give --iterations or --duration, not both")
+            raise OptionError("iterations", None, "give {iterations} or {duration_s}, not both")
         if warmup is not None and warmup < 0:
-            raise CgExportError(f"--warmup {warmup}: must be 0 or more")
+            raise OptionError("warmup", warmup, "must be 0 or more")
         if iterations is not None and iterations < 1:
-            raise CgExportError(f"--iterations {iterations}: must be 1 or more")
+            raise OptionError("iterations", iterations, "must be 1 or more")
         if duration_s is not None and not duration_s > 0:
-            raise CgExportError(f"--duration {duration_s}: must be more than 0 seconds")
+            raise OptionError("duration_s", duration_s, "must be more than 0 seconds")
         return cls(
             warmup=DEFAULT_WARMUP if warmup is None else warmup,
             iterations=iterations,

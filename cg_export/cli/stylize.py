@@ -9,6 +9,7 @@ import typer
 
 from cg_export.cli.common import given, new_app, reports_errors
 from cg_export.cli.options import (
+    device_option,
     max_pixels_option,
     model_files,
     output_option,
@@ -18,7 +19,6 @@ from cg_export.cli.options import (
     threads_option,
     tile_batch_option,
     tile_option,
-    torch_device_option,
 )
 from cg_export.cli.printer import echo
 from cg_export.cli.version import run_app
@@ -38,7 +38,7 @@ def stylize(
     overlap: int | None = overlap_option(),
     stats_size: int | None = stats_size_option(),
     batch: int | None = tile_batch_option(),
-    device: str | None = torch_device_option(),
+    device: str | None = device_option(),
     threads: int | None = threads_option(),
     max_pixels: int | None = max_pixels_option(),
     progress: bool = progress_option(),

@@ -2,8 +2,10 @@
 
 A candidate is made by :func:`cg_export.export.run_export` with options its format makes from an
 :class:`~cg_export.export.ExportRequest`; the command is the format's ``cg-export`` verb followed by those same
-options, each written with the flag the command line declares for that field (:data:`FLAGS`), so the command a
-report prints and the export deploy ran cannot drift apart.
+options, each written with the flag the command line declares for that field (:data:`FLAGS`; the commands name
+their parameters like the fields they feed, and ``tests/cg_export/test_formats.py`` parses every candidate's command
+with the real ``cg-export`` app and compares the options it gives with the ones deploy ran), so the command a report
+prints and the export deploy ran cannot drift apart.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ FLAGS: dict[str, str] = {
     "fp16": "--fp16",
     "int8": "--int8",
     "calib": "--calib",
-    "min_shape": "--min-shape",
-    "opt_shape": "--opt-shape",
-    "max_shape": "--max-shape",
+    "size": "--size",
+    "size_range": "--size-range",
     "min_psnr_db": "--min-psnr",
     "verify": "--no-verify",
 }
@@ -67,7 +68,8 @@ def _flags(options: Any, calibration: str) -> list[str]:
         elif field.name == "calib":
             words += [flag, calibration]
         elif isinstance(value, tuple):
-            words += [flag, "x".join(str(side) for side in value)]
+            sizes = value if isinstance(value[0], tuple) else (value,)  # a size range is two sizes
+            words += [flag, ":".join("x".join(str(side) for side in size) for size in sizes)]
         else:
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return words

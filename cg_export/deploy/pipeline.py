@@ -24,13 +24,14 @@ from cg_export.deploy.choice import OK, UNAVAILABLE, CandidateRow, Decision, cho
 from cg_export.deploy.commands import candidate_command
 from cg_export.deploy.distil import find_distiller
 from cg_export.deploy.folder import check_output_folder, replaced_folder
-from cg_export.deploy.photos import DeployError, PhotoSplit, split_photos
+from cg_export.deploy.photos import DeployError, DeployOptionError, PhotoSplit, split_photos
+from cg_export.export.defaults import DEPLOY_OUTPUT, DEPLOY_SIZE, DEPLOY_TARGET
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import DEFAULT_MIN_PSNR, compare_outputs, format_psnr
 
-DEFAULT_SIZE = (256, 256)
-DEFAULT_TARGET = "local"
-DEFAULT_OUTPUT = Path("deploy")
+DEFAULT_SIZE = DEPLOY_SIZE
+DEFAULT_TARGET = DEPLOY_TARGET
+DEFAULT_OUTPUT = Path(DEPLOY_OUTPUT)
 WORK_FOLDER = ".work"
 KEPT_FOLDER = "candidates"
 
@@ -115,8 +116,8 @@ def deploy(
         iterations: Timed runs per candidate; default as many as fit in ``duration_s``.
         duration_s: Seconds of timed runs per candidate (cg-bench's default when ``None``).
         arch: Force the architecture of the checkpoints.
-        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: each runtime's
-            own (PyTorch's and ONNX Runtime's are every core). On a shared machine, 1 keeps the comparison fair:
+        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: the cores this
+            process may use (:func:`cg_export.threads.default_threads`). On a shared machine, 1 keeps the comparison fair:
             spinning thread pools lose far more than single threads when cores are oversubscribed.
         compress: Distil a student with 1/``compress`` of the teacher's MACs (instead of ``student``), on the
             calibration photographs (never the held-out ones), with the distiller installed
@@ -136,30 +137,30 @@ def deploy(
     say = say or _print
     target = DEFAULT_TARGET if target is None else target
     if target not in TARGETS:
-        raise DeployError(f"--target {target!r}: unknown; choose one of {', '.join(TARGETS)}")
+        raise DeployOptionError("target", repr(target), f"unknown; choose one of {', '.join(TARGETS)}")
     size = DEFAULT_SIZE if size is None else tuple(size)  # type: ignore[assignment]
     output = DEFAULT_OUTPUT if output is None else Path(output).expanduser()
     settings = TimingSettings.create(warmup, iterations, duration_s)
     if threads is not None and threads < 1:
-        raise DeployError(f"--threads {threads}: must be 1 or more")
+        raise DeployOptionError("threads", threads, "must be 1 or more")
     specs = _select(target, candidates)
     check_output_folder(output)
     teacher = Source("teacher", load_generator(checkpoint, arch=arch))
     sources = [teacher]
     if student is not None and compress is not None:
-        raise DeployError("give --student or --compress, not both")
+        raise DeployOptionError("student", None, "give {student} or {compress}, not both")
     distil = None
     if compress is not None:
         if not compress > 1:
-            raise DeployError(f"--compress {compress:g}: the student keeps 1/R of the teacher's MACs; give R above 1")
+            raise DeployOptionError("compress", compress, "the student keeps 1/R of the teacher's MACs; give R above 1")
         distil = find_distiller()
     if student is not None:
         sources.append(Source("student", load_generator(student, arch=arch)))
     if engine_sizes is not None:
         low, high = (tuple(side) for side in engine_sizes)
         if not (low[0] <= size[0] <= high[0] and low[1] <= size[1] <= high[1]) or min(*low) <= 0:
-            raise DeployError(f"engine sizes {low[0]}x{low[1]} .. {high[0]}x{high[1]}: must be positive and take "
-                              f"--size {size[0]}x{size[1]}")
+            raise DeployOptionError("engine_sizes", f"{low[0]}x{low[1]}:{high[0]}x{high[1]}", "must be positive and take "
+                                    f"{{size}} {size[0]}x{size[1]}")
         engine_sizes = (low, high)  # type: ignore[assignment]
     for source in sources:
         _check_size(source.generator, size)
@@ -228,8 +229,8 @@ def _select(target: str, names: Sequence[str] | None) -> list[CandidateSpec]:
     known = {spec.name: spec for spec in specs}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise DeployError(f"--candidate {', '.join(unknown)}: not a candidate for --target {target}; choose from "
-                          f"{', '.join(known)}")
+        raise DeployOptionError("candidates", ", ".join(unknown), f"not a candidate for {{target}} {target}; choose "
+                                f"from {', '.join(known)}")
     # A converted row needs the row it converts; bring it along so the request can be honoured.
     wanted = set(names)
     for name in names:
@@ -242,8 +243,8 @@ def _check_size(generator: LoadedGenerator, size: tuple[int, int]) -> None:
     multiple = generator.model.size_multiple
     height, width = size
     if height <= 0 or width <= 0 or height % multiple or width % multiple:
-        raise DeployError(f"--size {height}x{width}: {generator.description} takes sizes that are positive "
-                          f"multiples of {multiple}, e.g. {_round(height, multiple)}x{_round(width, multiple)}")
+        raise DeployOptionError("size", (height, width), f"{generator.description} takes sizes that are positive "
+                                f"multiples of {multiple}, e.g. {_round(height, multiple)}x{_round(width, multiple)}")
 
 
 def _round(value: int, multiple: int) -> int:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cg_export import __version__
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.export.defaults import (
     DEFAULT_CALIBRATION_METHOD,
     DEFAULT_OPSET,
@@ -133,33 +133,33 @@ class OnnxExportOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.opset, int) or not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
-            raise CgExportError(f"--opset {self.opset}: choose {DEFAULT_OPSET} (TensorRT 8.5+) to {MAX_OPSET}, "
-                                "the opsets this exporter writes as asked")
+            raise OptionError("opset", self.opset, f"choose {DEFAULT_OPSET} (TensorRT 8.5+) to {MAX_OPSET}, the "
+                              "opsets this exporter writes as asked")
         if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
-            raise CgExportError(f"--batch {self.batch}: a fixed batch is 1 to {MAX_BATCH}; leave it out for a "
-                                "dynamic batch")
+            raise OptionError("batch", self.batch, f"a fixed batch is 1 to {MAX_BATCH}; leave it out for a "
+                              "dynamic batch")
         if self.static_size is not None and (len(self.static_size) != 2 or min(self.static_size) < 1):
-            raise CgExportError(f"--static {self.static_size}: expected a positive HEIGHTxWIDTH such as 256x256")
+            raise OptionError("static_size", self.static_size, "expected a positive HEIGHTxWIDTH such as 256x256")
         if self.threads is not None and self.threads < 1:
-            raise CgExportError(f"--threads {self.threads}: expected 1 or more")
+            raise OptionError("threads", self.threads, "expected 1 or more")
         if self.min_psnr_db is not None and math.isnan(self.min_psnr_db):
-            raise CgExportError("--min-psnr nan: expected a number of dB")
+            raise OptionError("min_psnr_db", self.min_psnr_db, "expected a number of dB")
         if self.fp16 and self.int8:
-            raise CgExportError("choose one of --fp16 and --int8")
+            raise OptionError("int8", None, "choose one of {fp16} and {int8}")
         if self.int8 and self.calib is None:
-            raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
+            raise OptionError("int8", None, "{int8} needs {calib} DIR: a folder of your own photographs (int8 is never calibrated on "
+                              "noise)")
         if self.calib is not None and not self.int8:
-            raise CgExportError("--calib only applies with --int8")
+            raise OptionError("calib", None, "{calib} only applies with {int8}")
         for name in ("calib", "verify_photos"):
             folder = getattr(self, name)
             if folder is None:
                 continue
             object.__setattr__(self, name, Path(folder))
             if not Path(folder).is_dir():
-                raise CgExportError(f"--{name.replace('_', '-')} {folder}: no such folder; point it at a folder of "
-                                    "your own photographs")
+                raise OptionError(name, folder, "no such folder; point it at a folder of your own photographs")
         if self.verify_photos is not None and not self.verify:
-            raise CgExportError("--verify-photos needs verification; drop --no-verify")
+            raise OptionError("verify_photos", None, "{verify_photos} needs verification; leave {verify} on")
 
     @property
     def precision(self) -> str:
@@ -191,7 +191,7 @@ def export_onnx(
     opset, static_size, batch, verify = options.opset, options.static_size, options.batch, options.verify
     generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=options.arch)
     if options.uint8_io and model_input_kind(generator.config) != RGB_INPUT:
-        raise CgExportError(f"--uint8-io takes RGB camera bytes; this {generator.description} does not take RGB")
+        raise OptionError("uint8_io", None, f"{{uint8_io}} takes RGB camera bytes; this {generator.description} does not take RGB")
     precision = options.precision
     output = Path(output) if output is not None else default_output_path(generator.path, precision)
     if output.resolve() == generator.path.resolve():
@@ -201,18 +201,18 @@ def export_onnx(
     if fixed_size is not None:
         # U-GAT-IT's full model flattens its feature map into an MLP: it only runs at its training size.
         if static_size is not None and tuple(static_size) != tuple(fixed_size):
-            raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: this {generator.description} only "
-                                f"runs at {fixed_size[0]}x{fixed_size[1]}")
+            raise OptionError("static_size", tuple(static_size), f"this {generator.description} only runs at "
+                              f"{fixed_size[0]}x{fixed_size[1]}")
         static_size = tuple(fixed_size)
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
-        raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
+        raise OptionError("static_size", tuple(static_size), f"sizes must be multiples of {multiple}")
 
     notes: list[str] = []
     started = time.perf_counter()
     model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
     written = graph_opset(model)
     if written != opset:  # never print one opset and write another
-        raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
+        raise OptionError("opset", opset, f"this exporter wrote opset {written} instead; choose another {{opset}}")
     if options.fp16:
         from cg_export.export.precision import convert_to_fp16
 
@@ -347,8 +347,8 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
 
     try:
         files = find_calibration_images(folder)
-    except CgExportError as exc:
-        raise CgExportError(str(exc).replace("--calib", "--verify-photos", 1)) from None
+    except OptionError as exc:  # the same folder checks as --calib's, about this field
+        raise OptionError("verify_photos", exc.value, exc.message) from None
     photos, unreadable = [], []
     for path in files:
         if len(photos) == limit:
@@ -358,7 +358,7 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
         except ImageError:
             unreadable.append(path.name)
     if not photos:
-        raise CgExportError(f"--verify-photos {folder}: none of its {len(files)} images could be read")
+        raise OptionError("verify_photos", folder, f"none of its {len(files)} images could be read")
     batches = []
     for start in range(0, len(photos), photos_per_batch):
         # The last batch is filled up from the first photographs: a fixed-batch model takes only full batches.
@@ -425,7 +425,7 @@ def to_onnx_graph(
         batch: Batch size to fix, or ``None`` for a dynamic batch.
     """
     if opset < DEFAULT_OPSET:
-        raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
+        raise OptionError("opset", opset, f"the oldest opset supported is {DEFAULT_OPSET}")
     model.eval()
     key = _trace_key(model, opset, static_size, batch)
     cached = _TRACES.get(key)
@@ -544,24 +544,24 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
     constants = {init.name: init for init in model.graph.initializer}
     unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS - _AXES_TO_ATTRIBUTE_OPS
     if unsafe:
-        raise CgExportError(f"--opset 17 is not possible for this graph (ops {sorted(unsafe)}); use --opset 18")
+        raise OptionError("opset", 17, f"not possible for this graph (ops {sorted(unsafe)}); use {{opset}} 18")
     for node in model.graph.node:
         if node.op_type == "Resize":
             kept = [a for a in node.attribute if a.name not in ("antialias", "keep_aspect_ratio_policy")]
             dropped = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a not in kept}
             if dropped.get("antialias", 0) != 0 or dropped.get("keep_aspect_ratio_policy", b"stretch") != b"stretch":
-                raise CgExportError("--opset 17: Resize uses opset-18 features; use --opset 18")
+                raise OptionError("opset", 17, "Resize uses opset-18 features; use {opset} 18")
             del node.attribute[:]
             node.attribute.extend(kept)
         if node.op_type == "Pad" and len(node.input) > 3:
-            raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
+            raise OptionError("opset", 17, "Pad uses the opset-18 axes input; use {opset} 18")
         if node.op_type in _AXES_TO_ATTRIBUTE_OPS:
             if any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
-                raise CgExportError(f"--opset 17: {node.op_type} uses noop_with_empty_axes; use --opset 18")
+                raise OptionError("opset", 17, f"{node.op_type} uses noop_with_empty_axes; use {{opset}} 18")
             kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
             if len(node.input) > 1 and node.input[1]:
                 if node.input[1] not in constants:
-                    raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
+                    raise OptionError("opset", 17, f"{node.op_type} has computed axes; use {{opset}} 18")
                 axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
                 kept.append(onnx.helper.make_attribute("axes", axes))
                 del node.input[1:]
