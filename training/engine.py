@@ -29,13 +29,12 @@ that torchrun restarts continues from the last save.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -321,8 +320,7 @@ class BaseTrainer:
         if processes.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.fixed = self.sample_inputs()
-        with _deterministic_cpu_kernels():
-            self._loop()
+        self._loop()
         self.report("done", f"{options.epochs} epochs, {self.global_step} steps: "
                             + ", ".join(str(path) for path in self.outputs()))
 
@@ -545,21 +543,6 @@ class BaseTrainer:
         if not self.step_in_epoch:
             where = f"end of epoch {self.epoch}"
         self.report("saved", f"{where} (global step {self.global_step}) in {self.run_dir}")
-
-
-@contextlib.contextmanager
-def _deterministic_cpu_kernels() -> Iterator[None]:
-    """oneDNN's deterministic mode for the loop, then the caller's setting back.
-
-    oneDNN (PyTorch's CPU convolutions) is run-to-run reproducible for a fixed thread count except in kernels that
-    accumulate with atomics; its deterministic mode rules those out, which an exact resume needs.
-    """
-    before = torch.backends.mkldnn.deterministic
-    torch.backends.mkldnn.deterministic = True
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.deterministic = before
 
 
 def _join(images: list[np.ndarray], axis: int, gap: int = 2) -> np.ndarray:
