@@ -318,6 +318,22 @@ def test_bad_inputs_are_one_line_and_write_nothing(teacher, photos, tmp_path):
         assert _files(tmp_path) | _files(teacher.parent) == before, label
 
 
+def test_a_damaged_state_or_torchrun_is_one_line(teacher, photos, tmp_path, monkeypatch):
+    compress(teacher, photos, output=tmp_path / "s.pt", **quiet(epochs=1, decay_epoch=1))
+    state_path = run_dir_for(tmp_path / "s.pt") / STATE_FILE
+    state = torch.load(state_path, weights_only=True)
+    del state["loss_sums"]
+    torch.save(state, state_path)
+    with pytest.raises(TrainingError, match="the compression run state lacks loss_sums; it is damaged: start a new run "
+                                            "with another -o"):
+        compress(teacher, photos, output=tmp_path / "s.pt", resume=True, progress=False)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(TrainingError, match="cg-compress trains in one process: start it without torchrun"):
+        compress(teacher, photos, output=tmp_path / "other.pt", **quiet())
+    assert not run_dir_for(tmp_path / "other.pt").exists()
+
+
 def test_stage_widths_of_a_config_string():
     widths = stage_widths(0, 9, [16, 16, 32, 16, 32, 32, 16, 16])
     assert widths == {"stem": 16, "down": 32, "trunk": 128, "blocks": [64] * 3 + [128] * 6, "up": [32, 16]}

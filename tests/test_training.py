@@ -240,6 +240,25 @@ def test_resume_after_two_sigkills_ends_with_identical_weights_log_and_state(tmp
     assert (run / "losses.jsonl").read_bytes() == (tmp_path / "runs" / "whole" / "losses.jsonl").read_bytes()
 
 
+def test_resuming_with_another_thread_count_says_it_will_not_be_bit_exact(tmp_path):
+    data = make_dataset(tmp_path / "data", 4)
+
+    def stop_at_first_save(label: str, text: str) -> None:
+        if label == "saved":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, "r", out=tmp_path / "runs", **{**quiet(), "report": stop_at_first_save}, epochs=1, decay_epoch=1,
+              seed=0, save_every=2)
+    assert torch.load(tmp_path / "runs" / "r" / STATE_FILE, weights_only=True)["threads"] == 1
+    torch.set_num_threads(2)
+    lines: list[tuple[str, str]] = []
+    result = train(data, "r", out=tmp_path / "runs", resume=True, **{**quiet(), "report": lambda *line: lines.append(line)})
+    assert result.resumed_from == (0, 2) and result.global_step == 4
+    assert ("note", "this run was trained with 1 CPU thread(s) and this session has 2: it continues correctly, but not "
+                    "bit for bit as it would have (pass --threads 1 for that)") in lines
+
+
 # ------------------------------------------------------------------------------------------------ data
 
 
