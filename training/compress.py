@@ -578,19 +578,16 @@ class StudentTrainer(BaseTrainer):
     def build_model(self) -> _Distiller:
         options = self.options
         model = _Distiller(options, self.device, self.teacher_file.model, self.choice.config, self.D)
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        extra = ""
-        if model.amp_dtype is not None:
-            extra = f"; mixed precision {str(model.amp_dtype).removeprefix('torch.')}"
-        elif options.amp:
+        if model.amp_dtype is None and options.amp:
             self.report("note", "--amp applies on CUDA only; distilling in float32 on the CPU")
+        self.report_device(model.amp_dtype)
         points = len(model.mappings)
         losses = f"recon x{options.lambda_recon:g}"
         losses += f", {points} feature maps x{options.lambda_distill:g}" if points else (
             ", no feature distillation (the teacher has no residual trunk)")
         if model.D is not None:
             losses += f", GAN x{options.lambda_gan:g}"
-        self.report("device", f"{self.device} ({name}){extra}; seed {options.seed}; losses: {losses}")
+        self.report("losses", losses)
         return model
 
     # ----------------------------------------------------------------------------------------- training

@@ -277,6 +277,14 @@ class BaseTrainer:
         """The losses the progress bar shows."""
         return {k: f"{v:.3f}" for k, v in losses.items()}
 
+    def report_device(self, amp_dtype: torch.dtype | None, *extras: str) -> None:
+        """Report the device, its mixed precision and ``extras`` (what else the trainer adds), and the seed."""
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        if amp_dtype is not None:
+            extras = (f"mixed precision {str(amp_dtype).removeprefix('torch.')}", *extras)
+        self.report("device", f"{self.device} ({name}){'; ' + ', '.join(extras) if extras else ''}; "
+                              f"seed {self.options.seed}")
+
     # ----------------------------------------------------------------------------------------- the run
 
     def run(self, resume: bool, overrides: dict[str, Any]) -> None:

@@ -189,16 +189,9 @@ class CycleGANTrainer(BaseTrainer):
         field = receptive_field(options.d_layers)
         self.report("model", f"G: {describe_architecture(model.G_AB.config)}; D: {field}x{field} PatchGAN, "
                              f"ndf {options.ndf}")
-        extras = []
-        if model.amp_dtype is not None:
-            extras.append(f"mixed precision {str(model.amp_dtype).removeprefix('torch.')}")
-        if model.memory_format == torch.channels_last:
-            extras.append("channels_last")
         if self.device.type != "cuda" and (options.amp or options.channels_last):
             self.report("note", "--amp and --channels-last apply on CUDA only; training in float32 on the CPU")
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        self.report("device", f"{self.device} ({name}){'; ' + ', '.join(extras) if extras else ''}; "
-                              f"seed {options.seed}")
+        self.report_device(model.amp_dtype, *(["channels_last"] if model.memory_format == torch.channels_last else []))
         world = self.processes.world_size
         if world > 1:
             backend = torch.distributed.get_backend()
