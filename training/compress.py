@@ -47,7 +47,16 @@ from training.cyclegan import LinearDecay
 from training.data import augment, scan_domain
 from training.discriminator import PatchDiscriminator, lsgan_loss
 from training.distributed import Processes
-from training.engine import LOSSES_FILE, SAMPLES_FOLDER, BaseTrainer, Reporter, StateFile, cpu_copy, print_report
+from training.engine import (
+    LOSSES_FILE,
+    SAMPLES_FOLDER,
+    BaseTrainer,
+    Reporter,
+    RunResult,
+    StateFile,
+    cpu_copy,
+    print_report,
+)
 from training.errors import DatasetError, TrainingError
 from training.options import RunOptions
 from training.precision import amp_dtype, autocast, loss_scaler
@@ -425,28 +434,18 @@ class _Features:
 
 
 @dataclass
-class CompressResult:
-    """What a call of :func:`compress` left behind.
+class CompressResult(RunResult):
+    """What a call of :func:`compress` left behind: what, where, and (:class:`~training.engine.RunResult`) how far.
 
     Attributes:
         student: Path of the student checkpoint.
         run_dir: Folder of the losses log, sample grids and the resumable state.
         choice: The student architecture and its cost.
-        epochs_done: Completed epochs.
-        global_step: Completed optimisation steps.
-        losses: The last averaged losses.
-        resumed_from: ``(epoch, step within epoch)`` the run continued from, ``None`` for a fresh run.
-        already_finished: ``resume`` found a finished run and did nothing.
     """
 
     student: Path
     run_dir: Path
     choice: StudentChoice
-    epochs_done: int
-    global_step: int
-    losses: dict[str, float]
-    resumed_from: tuple[int, int] | None = None
-    already_finished: bool = False
 
 
 def default_student_path(teacher: str | Path) -> Path:
@@ -507,8 +506,7 @@ def compress(
         raise TrainingError("cg-compress trains in one process: start it without torchrun")
     trainer = StudentTrainer(teacher, photos, discriminator, output, report or print_report, progress)
     trainer.run(resume, options)
-    return CompressResult(output, trainer.run_dir, trainer.choice, trainer.epoch, trainer.global_step,
-                          trainer.last_losses, trainer.resumed_from, trainer.already_finished)
+    return CompressResult(output, trainer.run_dir, trainer.choice, **trainer.outcome())
 
 
 def read_state(path: Path) -> dict[str, Any]:

@@ -100,6 +100,25 @@ def cpu_copy(value: Any) -> Any:
     return value
 
 
+@dataclass(kw_only=True)
+class RunResult:
+    """How far a run got: what the result record of every trainer holds (keyword-only, after its own fields).
+
+    Attributes:
+        epochs_done: Completed epochs.
+        global_step: Completed optimisation steps.
+        losses: The last averaged losses.
+        resumed_from: ``(epoch, step within epoch)`` the run continued from, ``None`` for a fresh run.
+        already_finished: ``resume`` found a finished run and did nothing.
+    """
+
+    epochs_done: int
+    global_step: int
+    losses: dict[str, float]
+    resumed_from: tuple[int, int] | None = None
+    already_finished: bool = False
+
+
 # What every training state holds (and of what type), whichever trainer wrote it.
 _STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "options": dict, "epoch": int, "step_in_epoch": int, "global_step": int, "elapsed_seconds": (int, float),
@@ -297,6 +316,11 @@ class BaseTrainer:
         self._run(resume, overrides)
         if joined:
             self.processes.stop()
+
+    def outcome(self) -> dict[str, Any]:
+        """The :class:`RunResult` fields of this run, after :meth:`run`."""
+        return {"epochs_done": self.epoch, "global_step": self.global_step, "losses": self.last_losses,
+                "resumed_from": self.resumed_from, "already_finished": self.already_finished}
 
     def _run(self, resume: bool, overrides: dict[str, Any]) -> None:
         processes = self.processes

@@ -33,7 +33,16 @@ from training.cyclegan import LOSS_NAMES, CycleGAN
 from training.data import EpochBatches, UnpairedImages
 from training.discriminator import receptive_field
 from training.distributed import Processes, make_data_parallel
-from training.engine import LOSSES_FILE, SAMPLES_FOLDER, BaseTrainer, Reporter, StateFile, print_report, resolve_device
+from training.engine import (
+    LOSSES_FILE,
+    SAMPLES_FOLDER,
+    BaseTrainer,
+    Reporter,
+    RunResult,
+    StateFile,
+    print_report,
+    resolve_device,
+)
 from training.errors import TrainingError
 from training.options import TrainOptions
 
@@ -54,28 +63,18 @@ TRAINING_STATE = StateFile(
 
 
 @dataclass
-class TrainResult:
-    """What a call of :func:`train` left behind.
+class TrainResult(RunResult):
+    """What a call of :func:`train` left behind: where, and (:class:`~training.engine.RunResult`) how far.
 
     Attributes:
         run_dir: ``OUT/NAME``.
         generator_AB: Path of ``G_AB.pt`` (A -> B).
         generator_BA: Path of ``G_BA.pt`` (B -> A).
-        epochs_done: Completed epochs.
-        global_step: Completed optimisation steps.
-        losses: The last averaged losses.
-        resumed_from: ``(epoch, step within epoch)`` the run continued from, ``None`` for a fresh run.
-        already_finished: ``resume`` found a finished run and did nothing.
     """
 
     run_dir: Path
     generator_AB: Path
     generator_BA: Path
-    epochs_done: int
-    global_step: int
-    losses: dict[str, float]
-    resumed_from: tuple[int, int] | None = None
-    already_finished: bool = False
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -128,8 +127,7 @@ def train(
     trainer = CycleGANTrainer(Path(dataroot).expanduser(), run_dir, report or print_report, progress,
                               Processes.from_environment())
     trainer.run(resume, options)
-    return TrainResult(run_dir, run_dir / "G_AB.pt", run_dir / "G_BA.pt", trainer.epoch, trainer.global_step,
-                       trainer.last_losses, trainer.resumed_from, trainer.already_finished)
+    return TrainResult(run_dir, run_dir / "G_AB.pt", run_dir / "G_BA.pt", **trainer.outcome())
 
 
 class CycleGANTrainer(BaseTrainer):
