@@ -383,7 +383,7 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
                                if not k.endswith((".running_mean", ".running_var", ".num_batches_tracked"))})
     except RuntimeError as exc:
         raise TrainingOptionError("discriminator", path, "the weights do not fit a PatchGAN "
-                                  f"({str(exc).splitlines()[0]})") from None
+                                  f"({str(exc).splitlines()[0]})".replace("{", "{{").replace("}", "}}")) from None
     return model
 
 
