@@ -151,3 +151,14 @@ def test_every_export_command_ends_with_the_same_written_line(checkpoints, tmp_p
     last = result.stdout.strip().splitlines()[-1]
     size = sum(path.stat().st_size for path in format_named(verb).files(output)) / 1e6
     assert last.startswith(f"wrote     {title}: {output} ({size:.1f} MB) in ") and last.endswith(" s")
+
+
+def test_the_readme_formats_table_is_the_tables():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Formats\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    assert [cells[0].strip(" `") for cells in rows] == [row.name for row in FORMATS]
+    for cells, row in zip(rows, FORMATS):
+        assert cells[1].strip() == ", ".join(f"`{s}`" for s in row.suffixes)
+        assert (cells[2].strip(), cells[3].strip(), cells[4].strip()) == (row.runtime, ", ".join(row.precisions),
+                                                                          row.runs_on)
