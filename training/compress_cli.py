@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import new_app, reports_errors
+from cg_export.cli.version import run_app
 
 app = new_app("Distil a CycleGAN generator into a mobile ResNet student with many fewer MACs; the student is a "
               "checkpoint that cg-export, cg-bench and cg-stylize take like any other.")
@@ -60,17 +61,17 @@ def compress_command(
             lambda_gan=lambda_gan, device=device, amp=amp, seed=seed, save_every=save_every, log_every=log_every,
             samples=samples,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         run_dir = run_dir_for(output or default_student_path(teacher))
         hint = "the last save is intact: continue with the same command and --resume" if run_dir.exists() else (
             "nothing was saved yet: start it again without --resume")
         typer.echo(f"interrupted; {hint}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 
 def main() -> None:
     """Console-script entry point of ``cg-compress``."""
-    app()
+    run_app(app, "cg-compress")
 
 
 if __name__ == "__main__":

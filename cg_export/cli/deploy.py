@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -77,17 +76,13 @@ def deploy_command(
             raise DeployError("give --engine-min-size and --engine-max-size together")
         engine_sizes = (parse_size(engine_min_size, "--engine-min-size"),
                         parse_size(engine_max_size, "--engine-max-size"))
-    # A terminated run (kill, a CI timeout) cleans up like Ctrl-C: the half-built folder is removed.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = deploy(
-            checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
-            target=target, student=student, candidates=candidate or None, keep_all=keep_all,
-            engine_sizes=engine_sizes, warmup=warmup,
-            iterations=iterations, duration_s=duration, arch=arch, threads=threads, distil=distil, say=say,
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # A terminated run (kill, a CI timeout) cleans up like Ctrl-C through reports_errors' signal policy.
+    result = deploy(
+        checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr,
+        target=target, student=student, candidates=candidate or None, keep_all=keep_all,
+        engine_sizes=engine_sizes, warmup=warmup,
+        iterations=iterations, duration_s=duration, arch=arch, threads=threads, distil=distil, say=say,
+    )
     if json_output:
         manifest = result.manifest
         decision = {key: manifest[key] for key in ("artifact", "candidate", "backend", "runtime", "precision", "size",
@@ -99,10 +94,6 @@ def deploy_command(
         say("decision", result.decision.why)
         for command in result.finish_on_device:
             say("on device", command)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -198,30 +198,32 @@ def export_onnx(
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
         raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
 
-    notes: list[str] = []
-    started = time.perf_counter()
-    model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
-    written = graph_opset(model)
-    if written != opset:  # never print one opset and write another
-        raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
-    if options.fp16:
-        from cg_export.export.precision import convert_to_fp16
-
-        model = convert_to_fp16(model)
-    if options.int8:
-        from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
-
-        recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
-        skipped: list[str] = []
-        images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
-                                          kind=model_input_kind(generator.config), skipped=skipped))
-        if skipped:
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
-        model = quantize_int8(model, images, recipe, progress=True)
-    add_metadata(model, generator, precision)
-    onnx.checker.check_model(model, full_check=True)
+    # The temporary file is made first: an output that cannot be written is refused before the slow work, and a
+    # signal at any stage names the output it stopped.
     with atomic_output(output) as tmp:
+        notes: list[str] = []
+        started = time.perf_counter()
+        model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
+        written = graph_opset(model)
+        if written != opset:  # never print one opset and write another
+            raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
+        if options.fp16:
+            from cg_export.export.precision import convert_to_fp16
+
+            model = convert_to_fp16(model)
+        if options.int8:
+            from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
+
+            recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
+            skipped: list[str] = []
+            images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
+                                              kind=model_input_kind(generator.config), skipped=skipped))
+            if skipped:
+                more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+                notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
+            model = quantize_int8(model, images, recipe, progress=True)
+        add_metadata(model, generator, precision)
+        onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
         export_seconds = time.perf_counter() - started
         parity = None
@@ -383,15 +385,10 @@ def verify_against_torch(
     if inputs is None:
         inputs = photograph_batches(sizes, photos_per_batch, input_kind=model_input_kind(model.config))
     threads = default_threads() if threads is None else threads
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with TorchRunner(model) as reference, OnnxRuntimeRunner(
-            onnx_path, providers=["CPUExecutionProvider"], threads=threads
-        ) as runner:
-            return measure_parity(reference, runner, inputs)
-    finally:
-        torch.set_num_threads(previous)
+    with TorchRunner(model, threads=threads) as reference, OnnxRuntimeRunner(
+        onnx_path, providers=["CPUExecutionProvider"], threads=threads
+    ) as runner:
+        return measure_parity(reference, runner, inputs)
 
 
 def to_onnx_graph(
