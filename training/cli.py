@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
+from cg_export.threads import prefer_passive_waiting
 
-from cg_export.cli.common import new_app, reports_errors
-from cg_export.cli.options import threads_option
-from cg_export.cli.version import run_app
-from training.options import TrainOptions
+# Before training.options imports torch: libgomp reads its wait policy once, when it loads (see prefer_passive_waiting).
+prefer_passive_waiting()
+
+import typer  # noqa: E402
+
+from cg_export.cli.common import new_app, reports_errors  # noqa: E402
+from cg_export.cli.options import threads_option  # noqa: E402
+from cg_export.cli.version import run_app  # noqa: E402
+from training.options import TrainOptions  # noqa: E402
 
 #: The defaults the help quotes: the library's own (every unset option reaches it as ``None``).
 DEFAULTS = TrainOptions()
@@ -72,30 +77,28 @@ def train_command(
 
     On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
     """
-    import torch
-
     from cg_export.errors import CgExportError
-    from cg_export.threads import default_threads
+    from cg_export.threads import threads as thread_settings
     from training.trainer import DEFAULT_OUT, STATE_FILE, train
 
     if threads is not None and threads < 1:
         raise CgExportError(f"--threads {threads}: expected 1 or more")
     # PyTorch's default (one thread per machine core) is many times slower on a shared or quota-limited machine.
-    torch.set_num_threads(default_threads() if threads is None else threads)
     try:
-        train(
-            dataroot, name, out=out, resume=resume, progress=progress,
-            epochs=epochs, decay_epoch=decay_epoch, image_size=image_size, batch_size=batch_size, arch=arch,
-            n_blocks=n_blocks, ngf=ngf, ndf=ndf, d_layers=d_layers, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
-            pool_size=pool_size, device=device, amp=amp, channels_last=channels_last, seed=seed,
-            save_every=save_every, workers=workers, log_every=log_every, samples=samples,
-        )
-    except KeyboardInterrupt:
+        with thread_settings(threads):
+            train(
+                dataroot, name, out=out, resume=resume, progress=progress,
+                epochs=epochs, decay_epoch=decay_epoch, image_size=image_size, batch_size=batch_size, arch=arch,
+                n_blocks=n_blocks, ngf=ngf, ndf=ndf, d_layers=d_layers, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
+                pool_size=pool_size, device=device, amp=amp, channels_last=channels_last, seed=seed,
+                save_every=save_every, workers=workers, log_every=log_every, samples=samples,
+            )
+    except KeyboardInterrupt as exc:
         saved = (out or DEFAULT_OUT).expanduser() / name / STATE_FILE
         hint = "the last save is intact: continue with the same command and --resume" if saved.exists() else (
             "nothing was saved yet: start it again without --resume")
         typer.echo(f"interrupted; {hint}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 
 def main() -> None:

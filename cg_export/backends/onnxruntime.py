@@ -19,7 +19,7 @@ from cg_export.errors import BackendError
 from cg_export.external_data import check_external_data
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
 from cg_export.optional import import_optional
-from cg_export.threads import check_threads, default_threads
+from cg_export.threads import ThreadSettings, check_threads
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -107,7 +107,9 @@ class OnnxRuntimeRunner(Runner):
             providers = [p for p in PROVIDER_PREFERENCE if p in available]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads or default_threads()
+        # Idle intra-op threads sleep rather than spin unless CG_EXPORT_SPIN=1: spinning threads on a busy machine
+        # take the cores their parked siblings need.
+        ThreadSettings.resolve(self.threads).apply_to_onnxruntime(options)
         options.log_severity_level = 3
         # Without the arena, memory goes back to the system after each run: a tiled run's peak is one inference,
         # not the sum of three sessions' arenas (about 4 GB instead of under 2 GB for a 2048x2048 photograph).

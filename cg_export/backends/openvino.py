@@ -34,6 +34,7 @@ from cg_export.backends.registry import OPENVINO_HINT
 from cg_export.errors import BackendError
 from cg_export.metadata import PREFIX, ArtifactMetadata
 from cg_export.optional import import_optional
+from cg_export.threads import ThreadSettings
 
 RT_INFO_SECTION = "cg_export"
 FRAMEWORK_SECTION = "framework"
@@ -287,7 +288,14 @@ class OpenVinoRunner(Runner):
 
     def _compile(self, model: Any, profiling: bool = False) -> Any:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if self.threads:
+        if self.requested_device.startswith("CPU"):
+            # No pinning of threads to cores unless CG_EXPORT_SPIN=1 (see ThreadSettings); the count stays
+            # OpenVINO's own (every core) unless given.
+            settings = ThreadSettings.resolve(self.threads)
+            config["ENABLE_CPU_PINNING"] = settings.spinning
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = settings.count
+        elif self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         precision = self.inference_precision
         if precision is None and self.requested_device.startswith("CPU"):

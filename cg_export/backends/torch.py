@@ -12,7 +12,8 @@ from torch import nn
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError
 from cg_export.metadata import ArtifactMetadata
-from cg_export.threads import check_threads, default_threads
+from cg_export.threads import check_threads
+from cg_export.threads import threads as thread_settings
 
 
 class TorchRunner(Runner):
@@ -64,8 +65,20 @@ class TorchRunner(Runner):
                 f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"
             )
         # PyTorch's default is one thread per machine core, whatever a container or affinity mask leaves us; too
-        # many threads made a small generator 9-45x slower on a busy machine than one thread.
-        torch.set_num_threads(self.threads or default_threads())
+        # many threads made a small generator 9-45x slower on a busy machine than one thread. A process-wide
+        # setting: taken here, given back on deactivate().
+        self._threads = thread_settings(self.threads)
+        self._threads.__enter__()
+        try:
+            self._load()
+        except BaseException:
+            self._threads.__exit__(None, None, None)
+            raise
+
+    def _deactivate(self) -> None:
+        self._threads.__exit__(None, None, None)
+
+    def _load(self) -> None:
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
         source = self.source or ArtifactMetadata()
         config = dict(getattr(self.model, "config", {}) or {})

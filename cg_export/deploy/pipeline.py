@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from cg_export.deploy.folder import check_output_folder, replaced_folder
 from cg_export.deploy.photos import DeployError, PhotoSplit, split_photos
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import DEFAULT_MIN_PSNR, compare_outputs, format_psnr
+from cg_export.threads import threads as thread_settings
 
 DEFAULT_SIZE = (256, 256)
 DEFAULT_TARGET = "local"
@@ -169,7 +169,7 @@ def deploy(
     say("photos", f"{len(split.calibration)} to calibrate int8, {len(split.verification)} held out to verify on "
                   f"({', '.join(split.label(p) for p, _ in split.verification)}), at {size[0]}x{size[1]}")
 
-    with replaced_folder(output) as build, _torch_threads(threads):
+    with replaced_folder(output) as build, thread_settings(threads):
         work = build / WORK_FOLDER
         calibration = split.write_calibration_folder(work / "calibration")
         if distil is not None:
@@ -256,22 +256,6 @@ def _runner(path: Path, options: tuple[tuple[str, object], ...], threads: int | 
 
     # runner_for passes each backend only the options its row takes: "threads" reaches ONNX Runtime and OpenVINO.
     return runner_for(path, threads=threads, **dict(options))
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """PyTorch's thread count for the run (its runner has no per-model option), restored afterwards."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _outputs(runner: Any, inputs: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
