@@ -18,6 +18,7 @@ from cg_export.backends.registry import ONNXRUNTIME_HINT
 from cg_export.errors import BackendError
 from cg_export.external_data import check_external_data
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
+from cg_export.model_limits import check_model_limits, out_of_memory_error
 from cg_export.optional import import_optional
 from cg_export.threads import ThreadSettings, check_threads
 
@@ -117,6 +118,7 @@ class OnnxRuntimeRunner(Runner):
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such ONNX file")
         check_external_data(self.model_path)
+        check_model_limits(self.model_path)  # static shapes that cannot fit are refused before ONNX Runtime allocates
         self._options = options
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
@@ -140,7 +142,13 @@ class OnnxRuntimeRunner(Runner):
         return self.session.get_providers()[0] if self.session else "inactive"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input_name: batch})[0]
+        try:
+            return self.session.run(None, {self._input_name: batch})[0]
+        except Exception as exc:  # ORT raises its own exception types; out of memory is one line, the rest are bugs
+            error = out_of_memory_error(self.model_path, exc, batch.shape)
+            if error is None:
+                raise
+            raise error from None
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         stats_session, _ = self._norm_stats_sessions()

@@ -266,8 +266,10 @@ class OpenVinoRunner(Runner):
         if self.model_path.suffix.lower() == ".onnx":
             # OpenVINO reads an ONNX file's external data itself: only from inside the model's own folder.
             from cg_export.external_data import check_external_data
+            from cg_export.model_limits import check_model_limits
 
             check_external_data(self.model_path)
+            check_model_limits(self.model_path)  # static shapes that cannot fit, refused before OpenVINO allocates
         self._core = ov.Core()
         available = self._core.available_devices
         base = self.requested_device.split(".")[0]
@@ -316,7 +318,15 @@ class OpenVinoRunner(Runner):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         # The model's own I/O: Runner.__call__ converts float NCHW to uint8 NHWC and back for a --uint8-io model.
-        return self._request.infer({0: batch})[0].copy()
+        try:
+            return self._request.infer({0: batch})[0].copy()
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses; out of memory is one line
+            from cg_export.model_limits import out_of_memory_error
+
+            error = out_of_memory_error(self.model_path, exc, batch.shape)
+            if error is None:
+                raise
+            raise error from None
 
     def infer_bytes(self, images: np.ndarray) -> np.ndarray:
         """Run a ``--uint8-io`` model on uint8 NHWC RGB images as they are; returns uint8 NHWC RGB.
