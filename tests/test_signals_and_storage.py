@@ -272,3 +272,38 @@ def test_a_sigterm_to_a_real_deploy_exits_143(inputs, tmp_path):
     assert process.returncode == 143, process.stderr
     assert process.stderr.strip().splitlines()[-1].startswith(f"stopped by SIGTERM: {out} not written")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# --- a truncated video that declares no frame count ----------------------------------------------------------
+
+def test_a_truncated_mkv_says_how_many_frames_its_duration_implied(inputs, tmp_path):
+    """Matroska declares no frame count: a cut file was stylized to its first frames with exit 0 and no warning."""
+    av = pytest.importorskip("av")
+    import numpy as np
+
+    clip = tmp_path / "clip.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(clip), "w", format="matroska") as out:
+        stream = out.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for _ in range(12):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8),
+                                                             format="rgb24")))
+        out.mux(stream.encode())
+    model = tmp_path / "g.onnx"
+    assert CliRunner().invoke(cg_export_app, ["onnx", str(inputs["checkpoint"]), "-o", str(model),
+                                              "--no-verify"]).exit_code == 0
+    whole = CliRunner().invoke(cg_stylize_app, [str(model), str(clip), "-o", str(tmp_path / "whole.mkv"),
+                                                "--no-progress"])
+    assert whole.exit_code == 0 and "warning" not in whole.stderr, whole.stderr
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) // 2])
+    target = tmp_path / "styled.mkv"
+    result = CliRunner().invoke(cg_stylize_app, [str(model), str(cut), "-o", str(target), "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    with av.open(str(target)) as container:
+        kept = sum(1 for _ in container.decode(video=0))
+    assert f"decoded {kept} of the about 12 frames its duration (1.50 s at 8 frames/s) implies" in warning, warning
+    assert 0 < kept < 12
