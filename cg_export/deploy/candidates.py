@@ -15,8 +15,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cg_export.models import LoadedGenerator
+
+if TYPE_CHECKING:  # the exporter imports torch and onnx: only when a candidate is made
+    from cg_export.export.onnx import TraceCache
 
 TARGETS = ("local", "jetson")
 """``local``: what this machine can run (the default). ``jetson``: TensorRT on a Jetson; the ONNX candidates are
@@ -39,6 +43,8 @@ class ExportJob:
         size: ``(height, width)`` the deployment runs at.
         engine_sizes: ``((min height, min width), (max height, max width))`` a TensorRT engine's profile takes;
             ``None``: exactly ``size``.
+        trace_cache: The source's :class:`cg_export.export.onnx.TraceCache`: its fp32, fp16 and int8 ONNX files
+            share one trace.
     """
 
     generator: LoadedGenerator
@@ -47,6 +53,7 @@ class ExportJob:
     calibration: Path
     size: tuple[int, int]
     engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
+    trace_cache: TraceCache | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,8 @@ def export_onnx_file(job: ExportJob, precision: str) -> Path:
     from cg_export.export.onnx import OnnxExportOptions, export_onnx
 
     options = OnnxExportOptions(fp16=precision == "fp16", int8=precision == "int8",
-                                calib=job.calibration if precision == "int8" else None, verify=False)
+                                calib=job.calibration if precision == "int8" else None, verify=False,
+                                trace_cache=job.trace_cache)
     export_onnx(job.generator, job.output, options)
     return job.output
 

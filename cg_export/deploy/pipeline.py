@@ -41,11 +41,18 @@ class Source:
 
     role: str
     generator: LoadedGenerator
+    traces: Any = field(default_factory=lambda: _trace_cache())  # one trace for its fp32, fp16 and int8 files
 
     @property
     def prefix(self) -> str:
         """What its candidates' names start with: nothing for the teacher, ``student-`` for a student."""
         return "" if self.role == "teacher" else STUDENT_PREFIX
+
+
+def _trace_cache() -> Any:
+    from cg_export.export.onnx import TraceCache
+
+    return TraceCache()
 
 
 @dataclass
@@ -283,7 +290,8 @@ def _make_and_verify(
         return row.fail(f"needs {source.prefix + spec.needs}, which was not made")
     folder = work / name
     folder.mkdir(parents=True)
-    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes)
+    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes,
+                    trace_cache=source.traces)
     started = time.perf_counter()
     try:
         artifact = spec.make(job)

@@ -99,6 +99,8 @@ class OnnxExportOptions:
             :func:`cg_export.threads.default_threads`.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
             30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
+        trace_cache: Where to keep and find traced graphs (:class:`TraceCache`), for a caller exporting one
+            generator several times; ``None`` traces every time.
 
     Raises:
         CgExportError: options that contradict each other (``fp16`` with ``int8``, ``int8`` without ``calib``,
@@ -118,6 +120,7 @@ class OnnxExportOptions:
     min_psnr_db: float | None = None
     verify_photos: Path | None = None
     threads: int | None = None
+    trace_cache: TraceCache | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.opset, int) or not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
@@ -203,7 +206,8 @@ def export_onnx(
     with atomic_output(output) as tmp:
         notes: list[str] = []
         started = time.perf_counter()
-        model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
+        model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch,
+                              cache=options.trace_cache)
         written = graph_opset(model)
         if written != opset:  # never print one opset and write another
             raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
@@ -391,46 +395,68 @@ def verify_against_torch(
         return measure_parity(reference, runner, inputs)
 
 
+class TraceCache:
+    """The graphs of the last few traces of a program that exports one generator several times.
+
+    A trace takes seconds even for a tiny generator, and ``cg-export deploy`` asks for the same graph for fp32,
+    fp16 and int8. Graphs are kept serialized, keyed by everything the trace depends on (the module's class,
+    structure, plain attributes, every parameter and buffer, and the arguments), and each caller gets its own copy
+    to change. Whoever wants the reuse makes one and passes it down (:attr:`OnnxExportOptions.trace_cache`); it is
+    freed with its owner.
+
+    Args:
+        entries: Graphs kept, least recently used dropped first.
+        max_bytes: A bigger graph is traced again rather than held in memory.
+    """
+
+    def __init__(self, entries: int = 4, max_bytes: int = 256 << 20):
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self._graphs: dict[str, bytes] = {}  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def graph(self, model: nn.Module, opset: int, static_size: tuple[int, int] | None,
+              batch: int | None) -> onnx.ModelProto:
+        """The graph of ``model`` traced with these arguments: a copy of a kept one, or a new trace (kept)."""
+        key = _trace_key(model, opset, static_size, batch)
+        cached = self._graphs.pop(key, None)
+        if cached is not None:
+            self._graphs[key] = cached  # most recently used last
+            return onnx.load_from_string(cached)
+        graph = _trace(model, opset, static_size, batch)
+        serialized = graph.SerializeToString()
+        if len(serialized) <= self.max_bytes:
+            self._graphs[key] = serialized
+            while len(self._graphs) > self.entries:
+                self._graphs.pop(next(iter(self._graphs)))
+        return graph
+
+
 def to_onnx_graph(
     model: nn.Module,
     opset: int = DEFAULT_OPSET,
     static_size: tuple[int, int] | None = None,
     batch: int | None = None,
+    cache: TraceCache | None = None,
 ) -> onnx.ModelProto:
     """Trace a generator into an in-memory ONNX model with NCHW float32 input ``input`` and output ``output``.
-
-    A trace takes seconds even for a tiny generator, and ``cg-export deploy`` (like any program that exports one
-    generator at several precisions) asks for the same graph again for fp16 and int8; so the last few graphs are
-    kept, keyed by everything the trace depends on (the module's class, structure, plain attributes, every
-    parameter and buffer, and the arguments), and each caller gets its own copy to change.
 
     Args:
         model: The generator (put in eval mode, otherwise not modified).
         opset: Target opset (17 or newer).
         static_size: ``(H, W)`` to fix, or ``None`` for dynamic height and width.
         batch: Batch size to fix, or ``None`` for a dynamic batch.
+        cache: Reuse a graph traced earlier with the same weights and arguments (see :class:`TraceCache`);
+            ``None`` traces.
     """
     if opset < DEFAULT_OPSET:
         raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
     model.eval()
-    key = _trace_key(model, opset, static_size, batch)
-    cached = _TRACES.get(key)
-    if cached is None:
-        graph = _trace(model, opset, static_size, batch)
-        serialized = graph.SerializeToString()
-        if len(serialized) <= _TRACE_CACHE_MAX_BYTES:
-            _TRACES[key] = serialized
-            while len(_TRACES) > _TRACE_CACHE_ENTRIES:
-                _TRACES.pop(next(iter(_TRACES)))
-        return graph
-    _TRACES[key] = _TRACES.pop(key)  # most recently used last
-    return onnx.load_from_string(cached)
-
-
-#: Serialized graphs of the last few traces (see :func:`to_onnx_graph`), oldest first.
-_TRACES: dict[str, bytes] = {}
-_TRACE_CACHE_ENTRIES = 4
-_TRACE_CACHE_MAX_BYTES = 256 << 20  # a bigger graph is traced again rather than held in memory
+    if cache is None:
+        return _trace(model, opset, static_size, batch)
+    return cache.graph(model, opset, static_size, batch)
 
 
 def _trace_key(model: nn.Module, opset: int, static_size: tuple[int, int] | None, batch: int | None) -> str:
