@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -184,10 +183,14 @@ def quantize_int8(
     }
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, str(source))
-        # The quantizer prints its calibration steps (the progress bar already tells the user) and logs advice to
-        # run its pre-processing, which is for graphs without shape information; ours are fully shape-inferred.
-        with contextlib.redirect_stdout(io.StringIO()), _without_preprocessing_advice():
+        # ONNX Runtime logs advice (on the root logger) to run its pre-processing, which is for graphs without shape
+        # information; ours are fully shape-inferred. The copy it reads says so with the quantizer's own tag,
+        # instead of a filter on the root logger that would hide other programs' records too.
+        tagged = onnx.ModelProto.FromString(model.SerializeToString())
+        onnx.helper.set_model_props(tagged, {**{p.key: p.value for p in tagged.metadata_props}, **_PREPROCESSED})
+        onnx.save(tagged, str(source))
+        # The quantizer prints its calibration steps (the progress bar already tells the user).
+        with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(source),
                 str(target),
@@ -202,8 +205,15 @@ def quantize_int8(
                 extra_options=extra,
             )
         quantized = onnx.load(str(target))
+    kept = [(p.key, p.value) for p in quantized.metadata_props if p.key not in _PREPROCESSED]
+    del quantized.metadata_props[:]
+    onnx.helper.set_model_props(quantized, dict(kept))
     # The quantizer keeps the metadata of its input only partially; the caller re-adds provenance.
     return quantized
+
+
+#: ONNX Runtime's mark of a graph its quantization pre-processing has seen (``add_pre_process_metadata``).
+_PREPROCESSED = {"onnx.quant.pre_process": "onnxruntime.quant"}
 
 
 CALIBRATION_CHUNK = 8
@@ -212,19 +222,6 @@ CALIBRATION_CHUNK = 8
 def calibration_chunk(count: int, largest: int = CALIBRATION_CHUNK) -> int:
     """The largest chunk size up to ``largest`` that divides ``count`` (ONNX Runtime's chunking needs a divisor)."""
     return next(size for size in range(min(largest, count), 0, -1) if count % size == 0)
-
-
-@contextlib.contextmanager
-def _without_preprocessing_advice() -> Iterator[None]:
-    def keep(record: logging.LogRecord) -> bool:
-        return "pre-processing" not in record.getMessage()
-
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
 
 
 def image_facing_convs(model: onnx.ModelProto) -> list[str]:
