@@ -101,3 +101,22 @@ def test_console_scripts_set_passive_waiting_before_torch_loads():
     env["OMP_WAIT_POLICY"] = "ACTIVE"
     run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "ACTIVE", run.stderr
+
+
+def test_a_torch_runner_computes_with_its_own_threads_whatever_another_runner_set():
+    """A benchmark's reference stays active beside every target: a target's thread count must not leak into the
+    reference's runs (other count, other kernels: a reference compared with itself read 83 dB instead of inf)."""
+    model = make_generator("resnet", ngf=4, n_blocks=1)
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    torch.set_num_threads(1)
+    with TorchRunner(model, threads=2) as reference:
+        alone = reference(batch)
+        with TorchRunner(make_generator("resnet", ngf=4, n_blocks=1), threads=1) as other:
+            other(batch)
+            beside = reference(batch)
+        after = reference(batch)
+    assert seen == [2, 2, 2]
+    assert np.array_equal(alone, beside) and np.array_equal(alone, after)
+    assert torch.get_num_threads() == 1

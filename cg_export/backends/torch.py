@@ -68,7 +68,7 @@ class TorchRunner(Runner):
         # many threads made a small generator 9-45x slower on a busy machine than one thread. A process-wide
         # setting: taken here, given back on deactivate().
         self._threads = thread_settings(self.threads)
-        self._threads.__enter__()
+        self._thread_count = self._threads.__enter__().count
         try:
             self._load()
         except BaseException:
@@ -77,6 +77,13 @@ class TorchRunner(Runner):
 
     def _deactivate(self) -> None:
         self._threads.__exit__(None, None, None)
+
+    def _hold_threads(self) -> None:
+        # Another runner activated since (a benchmark's reference stays active beside every target) may have set
+        # its own count. PyTorch picks its kernels by thread count (oneDNN or its own convolutions), so a model run
+        # with another count gives other bits: a reference compared with itself read 83 dB instead of inf.
+        if torch.get_num_threads() != self._thread_count:
+            torch.set_num_threads(self._thread_count)
 
     def _load(self) -> None:
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
@@ -102,17 +109,20 @@ class TorchRunner(Runner):
         return self.model(x)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        self._hold_threads()
         with torch.inference_mode():
             return self.run_on_device(self.to_device(batch)).float().cpu().numpy()
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         from cg_export.norm_stats import TorchNormStats
 
+        self._hold_threads()
         return TorchNormStats(self.model).collect(self.to_device(np.ascontiguousarray(batch, dtype=np.float32)))
 
     def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
         from cg_export.norm_stats import TorchNormStats
 
+        self._hold_threads()
         x = self.to_device(np.ascontiguousarray(batch, dtype=np.float32))
         return TorchNormStats(self.model).apply(x, stats).float().cpu().numpy()
 
