@@ -119,6 +119,7 @@ DEPLOY_STAGES = [
     ("timing", "cg_export.bench", "run_benchmark"),
     ("write", "cg_export.deploy.report", "write_deployment"),
     ("swap", "os", "replace"),
+    ("between-renames", "os", "replace"),  # the earlier folder moved aside, the new one not yet in place
 ]
 
 
@@ -134,8 +135,13 @@ def test_a_signal_at_each_stage_of_deploy_keeps_the_earlier_folder(inputs, tmp_p
     # A fresh generator per run: the export stage must trace, not find the graph cached.
     checkpoint = save_generator(make_generator("resnet", seed=4243, ngf=4, n_blocks=1), tmp_path / "g.pt")
     where = importlib.import_module(module)
-    only = (lambda source, target: Path(source).is_dir()) if stage == "swap" else None  # the folders, not a file
-    monkeypatch.setattr(where, name, signalling(getattr(where, name), signal_number, only=only))
+    only = None
+    if stage == "swap":
+        only = lambda source, target: Path(source).is_dir()  # noqa: E731  (the folders' renames, not a file's)
+    elif stage == "between-renames":
+        only = lambda source, target: Path(source) == out  # noqa: E731  (after the earlier one is moved aside)
+    monkeypatch.setattr(where, name, signalling(getattr(where, name), signal_number, after=stage == "between-renames",
+                                                only=only))
     result = CliRunner().invoke(cg_export_app, [
         "deploy", str(checkpoint), "--photos", str(inputs["photos"]), "-o", str(out), "--size", "32x32",
         "--candidate", "onnx-fp32", "--threads", "1", "--warmup", "0", "--iterations", "2"])
