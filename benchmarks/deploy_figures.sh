@@ -3,7 +3,7 @@
 # the cg-demo generator (from a finished `cg-demo` run) and the 9-block ResNet generator untrained (cg-export init),
 # each at 256x256 and 512x512, on the seven real photographs scikit-image ships (4 calibrate int8, 3 held out).
 #
-#   cg-demo --quick --out /tmp/cg-demo-quick          # or a full `cg-demo` run
+#   cg-demo --quick -o /tmp/cg-demo-quick          # or a full `cg-demo` run
 #   benchmarks/deploy_figures.sh /tmp/cg-demo-quick [SCRATCH_FOLDER]
 #
 # One thread per runtime and few timed runs: the build machine is shared (load 8-12 on 2 cores while these ran),

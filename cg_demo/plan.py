@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+#: Where ``cg-demo`` writes when ``-o`` is not given.
+DEFAULT_OUTPUT = Path("cg-demo")
+#: The seed of the demo's data and training when none is given, so two runs on one machine train the same model.
+DEFAULT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,7 @@ class DemoPlan:
         sample_side: Shorter side of the photographs stylized for the sample grid.
         student_ratio: The distilled student has at most 1/this of the generator's MACs (``cg-compress --ratio``).
         student_epochs: Distillation epochs over domain A's training images (``cg-compress --epochs``).
-        student_batch: Photographs per distillation step (``cg-compress --batch-size``).
+        student_batch: Photographs per distillation step (``cg-compress --batch``).
         student_lr: Distillation learning rate (``cg-compress --lr``; a few hundred steps need more than 2e-4).
     """
 

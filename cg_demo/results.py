@@ -278,6 +278,7 @@ class DemoResult:
     device: str
     seed: int
     offer_pretrained: bool = True
+    threads: int | None = None
     stages: list[StageTime] = field(default_factory=list)
     training: TrainingRecord | None = None
     generators: GeneratorChoice | None = None

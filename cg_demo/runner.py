@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from cg_demo.data import HELD_OUT_PHOTOGRAPHS, make_demo_dataset, poster_style
-from cg_demo.plan import FULL_PLAN, QUICK_PLAN, DemoPlan, dataset_options, training_options
+from cg_demo.plan import DEFAULT_SEED, FULL_PLAN, QUICK_PLAN, DemoPlan, dataset_options, training_options
 from cg_demo.results import (
     PHOTOGRAPH_LABEL,
     PRETRAINED_LABEL,
@@ -45,11 +45,13 @@ from cg_demo.results import (
     StudentRecord,
     TrainingRecord,
 )
+from cg_export.cli.spelling import flags_for
 from cg_export.deploy.choice import OK
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import atomic_output
 from cg_export.images import sample_photographs
 from cg_export.parity import psnr_uint8
+from cg_export.threads import check_threads, torch_threads
 
 #: Where the shipped pretrained generator is copied, so every command the report lists names a file in the folder.
 PRETRAINED_FOLDER = "pretrained"
@@ -72,11 +74,11 @@ def prepare_output(out: Path, say: Say) -> None:
         CgExportError: ``out`` is a file, or a non-empty folder that no earlier demo made.
     """
     if out.exists() and not out.is_dir():
-        raise CgExportError(f"--out {out}: is a file; choose a folder")
+        raise OptionError("out", out, "is a file; choose a folder")
     if out.is_dir() and any(out.iterdir()):
         if not (out / MARKER).is_file():
-            raise CgExportError(f"--out {out}: the folder holds files that cg-demo did not write; "
-                                "choose an empty or new folder")
+            raise OptionError("out", out, "the folder holds files that cg-demo did not write; choose an empty or new "
+                              "folder")
         say("replacing", f"the earlier demo in {out}")
         for name in DEMO_ENTRIES:
             entry = out / name
@@ -98,6 +100,7 @@ def run_demo(
     say: Say | None = None,
     plan: DemoPlan | None = None,
     pretrained: bool = True,
+    threads: int | None = None,
 ) -> DemoResult:
     """Run the whole pipeline on the embedded demo data and write the report into ``out``.
 
@@ -112,6 +115,8 @@ def run_demo(
         pretrained: Also use the shipped pretrained generator (:mod:`cg_demo.pretrained`, the full plan's recipe
             trained for longer): both are shown, and the later stages use whichever is closer to the true poster
             prints. ``False`` uses only the generator trained here.
+        threads: CPU threads of every stage (training, distilling, every runtime); ``None``:
+            :func:`cg_export.threads.default_threads`.
 
     Returns:
         What was made and measured; ``out/report.md`` holds it for people, ``out/report.json`` for programs.
@@ -125,16 +130,18 @@ def run_demo(
     say = say or print_report
     out = Path(out).expanduser()
     plan = plan or (QUICK_PLAN if quick else FULL_PLAN)
-    seed = 0 if seed is None else seed
+    seed = DEFAULT_SEED if seed is None else seed
     torch_device = resolve_device(device or "auto")
     prepare_output(out, say)
-    result = DemoResult(out, plan, quick, str(torch_device), seed, offer_pretrained=pretrained)
+    check_threads(threads)
+    result = DemoResult(out, plan, quick, str(torch_device), seed, offer_pretrained=pretrained, threads=threads)
     steps = (("data", _make_data), ("train", _train), ("choose", _choose_generator), ("student", _student),
              ("export", _export), ("bench", _bench), ("stylize", _stylize), ("report", _report))
     for number, (name, stage) in enumerate(steps, 1):
         say(f"[{number}/{len(steps)}]", STAGE_TITLES[name])
         started = time.perf_counter()
-        stage(result, say, progress)
+        with torch_threads(threads):  # training and distilling; the runners are given the count themselves
+            stage(result, say, progress)
         result.stages.append(StageTime(name, round(time.perf_counter() - started, 1)))
     _write_json(result)
     say("done", f"{result.total_seconds:.0f} s in all; report: {out / 'report.html'} and {out / 'report.md'}")
@@ -186,8 +193,10 @@ def _train(result: DemoResult, say: Say, progress: bool) -> None:
         loss_steps=loss_steps,
         loss_curves=loss_curves,
     )
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in options.items() if k not in ("samples", "log_every"))
-    result.commands.append(f"cg-train {result.out / 'data'} --name run --out {result.out} {flags}")
+    from training.cli import app as train_app
+
+    flags = " ".join(flags_for(train_app, {k: v for k, v in options.items() if k not in ("samples", "log_every")}))
+    result.commands.append(f"cg-train {result.out / 'data'} --name run -o {result.out} {flags}")
 
 
 def read_loss_curves(log: Path) -> tuple[list[int], dict[str, list[float]]]:
@@ -224,9 +233,9 @@ def _student(result: DemoResult, say: Say, progress: bool) -> None:
     options = {"ratio": plan.student_ratio, "epochs": plan.student_epochs,
                "batch_size": plan.student_batch, "image_size": plan.image_size,
                "lr": plan.student_lr, "seed": result.seed, "device": result.device}
-    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
-                     for k, v in options.items())
-    command = f"cg-compress {teacher} {photos} -o {output} {flags}"
+    from training.compress_cli import app as compress_app
+
+    command = f"cg-compress {teacher} --photos {photos} -o {output} {' '.join(flags_for(compress_app, options))}"
     result.commands.append(command)
     started = time.perf_counter()
     try:
@@ -258,11 +267,11 @@ def _export(result: DemoResult, say: Say, progress: bool) -> None:
     engine_sizes = ((min(h for h, _ in sizes), min(w for _, w in sizes)),
                     (max(h for h, _ in sizes), max(w for _, w in sizes)))
     made = deploy(checkpoint, photos, folder, size=(height, width), keep_all=True, engine_sizes=engine_sizes,
-                  duration_s=result.plan.bench_seconds, say=say)
+                  duration_s=result.plan.bench_seconds, threads=result.threads, say=say)
     (low_h, low_w), (high_h, high_w) = engine_sizes
     result.commands.append(f"cg-export deploy {checkpoint} --photos {photos} --size {height}x{width} "
-                           f"--duration {result.plan.bench_seconds:g} --keep-all --engine-min-size {low_h}x{low_w} "
-                           f"--engine-max-size {high_h}x{high_w} -o {folder}")
+                           f"--duration {result.plan.bench_seconds:g} --keep-all --size-range {low_h}x{low_w}:"
+                           f"{high_h}x{high_w} -o {folder}")
     chosen = made.decision.chosen
     assert chosen is not None and chosen.artifact is not None  # deploy raises when nothing passes
     result.deployment = DeploymentRecord(str(folder), str(folder / chosen.artifact), chosen.name, chosen.runtime,
@@ -326,7 +335,8 @@ def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
         shutil.copyfile(shipped, tmp)
     choice.pretrained, choice.pretrained_record = str(copy), made.to_json()
     for label, path in ((TRAINED_HERE_LABEL, trained), (PRETRAINED_LABEL, str(copy))):
-        distance = measure_generator(path, result.plan.sample_side, device=result.device).output_mae
+        distance = measure_generator(path, result.plan.sample_side, device=result.device,
+                                     threads=result.threads).output_mae
         assert distance is not None  # both generators are PyTorch checkpoints that just loaded and ran
         choice.distances[label] = distance
     here, there = choice.distances[TRAINED_HERE_LABEL], choice.distances[PRETRAINED_LABEL]
@@ -341,7 +351,8 @@ def _choose_generator(result: DemoResult, say: Say, progress: bool) -> None:
     say("chose", choice.why)
 
 
-def measure_generator(checkpoint: str | Path, sample_side: int, device: str = "cpu") -> LearnedMapping:
+def measure_generator(checkpoint: str | Path, sample_side: int, device: str = "cpu",
+                      threads: int | None = None) -> LearnedMapping:
     """Stylize the held-out photographs with one model file and measure its distance to their true poster prints.
 
     The same photographs, sizes and measure as the report's (:func:`sample_inputs`, :func:`measure_learned_mapping`);
@@ -351,7 +362,7 @@ def measure_generator(checkpoint: str | Path, sample_side: int, device: str = "c
     from cg_export.stylize import Stylizer
 
     samples = []
-    with runner_for(checkpoint, device=device) as runner:
+    with runner_for(checkpoint, device=device, threads=threads) as runner:
         stylizer = Stylizer(runner)
         for name, photo in sample_inputs(sample_side):
             target = np.asarray(poster_style(Image.fromarray(photo)))
@@ -372,7 +383,7 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
     from cg_export import bench
 
     files = [path for _, path in _models(result, with_other_generator=False)]
-    targets = bench.targets_from_files(files, device=result.device)
+    targets = bench.targets_from_files(files, device=result.device, threads=result.threads)
     reference = bench.find_reference(files)
     bar = tqdm(total=len(targets) * len(result.plan.bench_sizes), unit="row", desc="bench", disable=not progress,
                leave=False)
@@ -388,7 +399,7 @@ def _bench(result: DemoResult, say: Say, progress: bool) -> None:
 
     try:
         report = bench.run_benchmark(targets, sizes=result.plan.bench_sizes, duration_s=result.plan.bench_seconds,
-                                     reference=reference, progress=advance)
+                                     reference=reference, progress=advance, threads=result.threads)
     finally:
         bar.close()
     bench.write_json(report, result.out / "bench.json")
@@ -441,7 +452,7 @@ def _stylize(result: DemoResult, say: Say, progress: bool) -> None:
     try:
         for label, path in models:
             try:
-                with runner_for(path, device=result.device) as runner:
+                with runner_for(path, device=result.device, threads=result.threads) as runner:
                     stylizer = Stylizer(runner)
                     for sample in samples:
                         output = stylizer.image(photos[sample.photograph])

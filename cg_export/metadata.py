@@ -147,6 +147,16 @@ class ArtifactMetadata:
         )
 
 
+def is_staging_path(path: str | Path) -> bool:
+    """Whether ``path`` lies in an output still being written: a ``.NAME.*.part`` file or folder
+    (:func:`cg_export.files.atomic_output`, deploy's ``replaced_folder``), which is renamed or removed when done.
+
+    Such a path must not be recorded in an artifact as where it came from: it never exists under that name later.
+    """
+    return any(part.startswith(".") and part.endswith(".part") and len(part) > len("..part")
+               for part in Path(path).resolve().parts)
+
+
 def write_onnx_metadata(model: Any, metadata: ArtifactMetadata) -> None:
     """Set ``metadata`` in an ``onnx.ModelProto``'s ``metadata_props``, replacing keys already there."""
     existing = {p.key: p for p in model.metadata_props}

@@ -11,11 +11,7 @@ import importlib
 from types import ModuleType
 
 from cg_export.errors import MissingDependencyError
-
-
-def extra_hint(extra: str) -> str:
-    """``pip install "cg-export[EXTRA]"``: the install hint for one of the project's extras."""
-    return f'pip install "cg-export[{extra}]"'
+from cg_export.formats import extra_hint
 
 
 def import_optional(module: str, purpose: str, hint: str, package: str | None = None) -> ModuleType:
@@ -38,3 +34,6 @@ def import_optional(module: str, purpose: str, hint: str, package: str | None = 
         if exc.name is not None and exc.name.split(".")[0] != top:
             raise
         raise MissingDependencyError(package or top, purpose, hint) from None
+
+
+__all__ = ["extra_hint", "import_optional"]

@@ -25,8 +25,10 @@ FP32_MAX_ABS_ERR = 1e-3
 NEXT_STEP = {
     "fp32": "check that the checkpoint and --arch are right; lower thresholds only knowingly",
     "fp16": "ship fp32, or lower --min-psnr knowingly",
-    "int8": "calibrate on more (and more typical) photographs of your own with --calib, try --calib-method "
-            "entropy or percentile, or ship fp16",
+    # Said where the calibration that made the file is not known (TensorRT, OpenVINO from an int8 .onnx); the int8
+    # exporter, which knows it, names the methods it did not try (cg_export.export.quantize.int8_next_step).
+    "int8": "re-export the int8 .onnx calibrated on more (and more typical) photographs of your own, or with another "
+            "--calib-method than the one it was made with, or ship fp16",
 }
 
 
@@ -81,6 +83,25 @@ class ParityReport:
         """One line: worst PSNR and max abs error, and over what."""
         labels = ", ".join(c.label for c in self.cases)
         return f"PSNR {format_psnr(self.psnr_db)}, max abs error {self.max_abs_err:.2e} (worst of {labels})"
+
+
+PASSES, BELOW_FLOOR = "passes", "below floor"
+
+
+def psnr_floor(precision: str | None, min_psnr_db: float | None = None) -> float | None:
+    """The lowest PSNR a model of ``precision`` may have: ``min_psnr_db`` when given, else :data:`DEFAULT_MIN_PSNR`'s
+    (``None`` for a precision it does not know, such as a row with no precision)."""
+    if min_psnr_db is not None:
+        return min_psnr_db
+    return DEFAULT_MIN_PSNR.get(precision or "")
+
+
+def floor_status(psnr_db: float | None, floor_db: float | None) -> str | None:
+    """:data:`PASSES` or :data:`BELOW_FLOOR` (a NaN PSNR, from non-finite outputs, is below any floor); ``None``
+    when there is no PSNR or no floor to judge it by. cg-bench's table and deploy's report both say it this way."""
+    if psnr_db is None or floor_db is None:
+        return None
+    return PASSES if psnr_db >= floor_db else BELOW_FLOOR
 
 
 def format_psnr(psnr_db: float) -> str:
@@ -141,7 +162,8 @@ def measure_parity(reference: Runner, candidate: Runner, inputs: list[tuple[str,
 
 
 def check_parity(
-    report: ParityReport, precision: str, min_psnr_db: float | None = None, max_abs_err: float | None = None
+    report: ParityReport, precision: str, min_psnr_db: float | None = None, max_abs_err: float | None = None,
+    next_step: str | None = None,
 ) -> None:
     """Raise :class:`ParityError` when ``report`` misses the thresholds for ``precision``.
 
@@ -152,6 +174,8 @@ def check_parity(
         precision: ``"fp32"``, ``"fp16"`` or ``"int8"``; picks the default thresholds.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses :data:`DEFAULT_MIN_PSNR`.
         max_abs_err: Largest acceptable max abs error; ``None`` uses 1e-3 for fp32 and no limit otherwise.
+        next_step: What to try next, said with the failure; ``None``: the precision's :data:`NEXT_STEP` (a caller
+            that knows what was tried, such as the int8 exporter's calibration method, says something better).
     """
     min_psnr = DEFAULT_MIN_PSNR[precision] if min_psnr_db is None else min_psnr_db
     limit = (FP32_MAX_ABS_ERR if precision == "fp32" else math.inf) if max_abs_err is None else max_abs_err
@@ -167,6 +191,6 @@ def check_parity(
     if not broken and report.max_abs_err > limit:
         problems.append(f"max abs error {report.max_abs_err:.2e} > {limit:.0e}")
     if problems:
-        advice = "" if broken else f"; {NEXT_STEP[precision]}"
+        advice = "" if broken else f"; {next_step or NEXT_STEP[precision]}"
         raise ParityError(f"{precision} parity check failed: {'; '.join(problems)} ({report.summary()}){advice}",
                           report)

@@ -6,8 +6,11 @@ folder are reported and skipped, and the result says how many failed.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +18,10 @@ import numpy as np
 from PIL import Image
 
 from cg_export.backends.base import Runner
-from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OutputError
+from cg_export.errors import CgExportError, ImageError, MissingDependencyError, OptionError, OutputError
 from cg_export.files import InputFiles, atomic_output, check_output_file, check_output_folder
 from cg_export.images import IMAGE_SUFFIXES, model_input_kind, read_photo
+from cg_export.optional import extra_hint
 from cg_export.sizes import round_up
 from cg_export.tiling import (
     DEFAULT_OVERLAP,
@@ -66,30 +70,34 @@ class StylizeOptions:
         """Refuse values no model can use, and with ``multiple``, tiles and overlaps that are not multiples of it.
 
         Raises:
-            CgExportError: naming the option and what it must be.
+            OptionError: naming the field and what it must be.
         """
         if self.tile is not None and self.tile < 0:
-            raise CgExportError(f"--tile {self.tile}: must be 0 (whole image) or a positive number of pixels")
+            raise OptionError("tile", self.tile, "must be 0 (whole image) or a positive number of pixels")
         if self.overlap is not None and self.overlap < 0:
-            raise CgExportError(f"--overlap {self.overlap}: must be 0 or more pixels")
+            raise OptionError("overlap", self.overlap, "must be 0 or more pixels")
         if self.stats_size < 1:
-            raise CgExportError(f"--stats-size {self.stats_size}: must be a positive number of pixels")
+            raise OptionError("stats_size", self.stats_size, "must be a positive number of pixels")
         if self.batch < 1:
-            raise CgExportError(f"--batch {self.batch}: must be 1 or more tiles per call")
+            raise OptionError("batch", self.batch, "must be 1 or more tiles per call")
         if self.max_pixels is not None and self.max_pixels < 1:
-            raise CgExportError(f"--max-pixels {self.max_pixels}: must be a positive number of pixels")
+            raise OptionError("max_pixels", self.max_pixels, "must be a positive number of pixels")
         if multiple is None:
             return
-        for option, value in (("--tile", self.tile), ("--overlap", self.overlap)):
+        for name, value in (("tile", self.tile), ("overlap", self.overlap)):
             if value and value % multiple:
-                raise CgExportError(f"{option} {value}: must be a multiple of {multiple} (the model's size "
-                                    f"multiple), e.g. {round_up(value, multiple)}")
+                raise OptionError(name, value, f"must be a multiple of {multiple} (the model's size multiple), "
+                                  f"e.g. {round_up(value, multiple)}")
 
 
 @dataclass
 class StylizeReport:
-    """What a run did: written outputs (with how each was run), failures (path and reason), video frame rates,
-    and warnings (a video that ended before the frames it declared)."""
+    """What a run did: written outputs (with how each was run), outputs skipped because they already existed,
+    failures (path and reason), video frame rates, and warnings (a video that ended before the frames it declared).
+
+    :func:`stylize_jobs` fills it as it goes, so a caller that passed its own still knows what was finished when
+    the run is interrupted.
+    """
 
     written: list[Path] = field(default_factory=list)
     plans: list[str] = field(default_factory=list)
@@ -97,6 +105,16 @@ class StylizeReport:
     warnings: list[str] = field(default_factory=list)
     frames: int = 0
     frames_per_second: float | None = None
+    skipped: list[Path] = field(default_factory=list)
+
+    def interrupted(self, planned: int) -> str:
+        """One line for a run stopped early: how many of the ``planned`` outputs are complete, and which."""
+        done = len(self.written) + len(self.skipped)
+        names = ", ".join(str(path) for path in self.written[:3])
+        more = f" and {len(self.written) - 3} more" if len(self.written) > 3 else ""
+        which = f" ({names}{more})" if self.written else ""
+        already = f", {len(self.skipped)} of them already there" if self.skipped else ""
+        return f"{done} of {planned} outputs complete{which}{already}; no output was left half-written"
 
 
 @dataclass(frozen=True)
@@ -225,8 +243,8 @@ class Stylizer:
         self.overlap = round_up(DEFAULT_OVERLAP, self.multiple) if overlap is None else overlap
         tile = self.options.tile
         if self.whole_images_only and tile:
-            raise CgExportError(f"--tile {tile}: this model ({architecture.get('name')}) runs on whole images "
-                                "only; leave --tile unset")
+            raise OptionError("tile", tile, f"this model ({architecture.get('name')}) runs on whole images only; "
+                              "leave {tile} unset")
         if self.static_size is not None or self.whole_images_only:
             self.tile = 0  # static models: windows of exactly the static size, whatever was asked
         else:
@@ -244,8 +262,12 @@ class Stylizer:
         """How an image of this size will run: ``whole image`` or ``N tiles of T px``."""
         return describe_plan(height, width, self.multiple, self.tile, self.overlap, self.static_size)
 
-    def image(self, rgb: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
-        """Stylize one uint8 RGB image (tiled when larger than the tile); the result is RGB of the same size."""
+    def image(self, rgb: np.ndarray, stats: np.ndarray | None = None,
+              on_tiles: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Stylize one uint8 RGB image (tiled when larger than the tile); the result is RGB of the same size.
+
+        ``on_tiles`` is told ``(tiles done, tiles in all)`` as a tiled image runs (see :func:`stylize_array`).
+        """
         height, width = rgb.shape[:2]
         if self.fixed_size:
             side = self.fixed_size
@@ -254,7 +276,7 @@ class Stylizer:
             rgb = np.pad(rgb, ((self.margin, self.margin), (self.margin, self.margin), (0, 0)), mode="reflect")
         styled = stylize_array(self.runner, rgb, self.multiple, tile=self.tile, overlap=self.overlap,
                                stats=stats, stats_size=self.options.stats_size, batch=self.options.batch,
-                               static_size=self.static_size, kind=self.kind)
+                               static_size=self.static_size, kind=self.kind, on_tiles=on_tiles)
         if self.fixed_size:
             return np.asarray(Image.fromarray(styled).resize((width, height), Image.BICUBIC))
         return styled[:height, :width]
@@ -263,12 +285,21 @@ class Stylizer:
         """Whole-image InstanceNorm statistics of an image (from its thumbnail)."""
         return whole_image_stats(self.runner, rgb, self.multiple, self.options.stats_size, self.static_size, self.kind)
 
-    def file(self, source: Path, target: Path) -> str:
-        """Stylize an image file into ``target`` (same size, alpha carried over); returns how it was run."""
+    def file(self, source: Path, target: Path, progress: bool = False) -> str:
+        """Stylize an image file into ``target`` (same size, alpha carried over); returns how it was run.
+
+        With ``progress``, a tiled image shows a bar over its tiles on stderr (a large one takes minutes).
+        """
         if target.exists() and target.resolve() == source.resolve():
             raise OutputError(f"{target}: refusing to overwrite the input; choose another -o")
         rgb, alpha, fmt = read_photo(source, self.options.max_pixels)
-        write_photo(target, self.image(rgb), alpha, fmt)
+        bar = _TileBar(source.name) if progress else None
+        try:
+            styled = self.image(rgb, on_tiles=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        write_photo(target, styled, alpha, fmt)
         return self.plan(*rgb.shape[:2])
 
     def video(self, source: Path, target: Path, progress: bool = True,
@@ -314,29 +345,31 @@ class Stylizer:
                     audio_out = _copy_stream(output, audio_in)
                     smoothed = None
                     bar = _progress(bar_total, "frames", progress)
-                    for packet in _demux(container, [s for s in (video_in, audio_in) if s is not None]):
-                        if audio_in is not None and packet.stream is audio_in:
-                            if audio_out is not None and packet.dts is not None:
-                                packet.stream = audio_out
-                                output.mux(packet)
-                            continue
-                        try:
-                            decoded = packet.decode()
-                        except av.error.FFmpegError:  # a corrupt packet: skip it, as players do
-                            undecodable += 1
-                            continue
-                        for frame in decoded:
-                            rgb = frame.to_ndarray(format="rgb24")
-                            stats = None if self.whole_images_only else self.stats(rgb)
-                            smoothed = stats if smoothed is None or stats is None else (
-                                (1 - VIDEO_STATS_MOMENTUM) * smoothed + VIDEO_STATS_MOMENTUM * stats)
-                            styled = self.image(rgb, stats=smoothed)
-                            out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(styled), format="rgb24")
-                            for out_packet in video_out.encode(out_frame):
-                                output.mux(out_packet)
-                            frames += 1
-                            bar.update(1)
-                    bar.close()
+                    try:  # the bar is closed on Ctrl-C too, so the interrupt's line is not drawn over it
+                        for packet in _demux(container, [s for s in (video_in, audio_in) if s is not None]):
+                            if audio_in is not None and packet.stream is audio_in:
+                                if audio_out is not None and packet.dts is not None:
+                                    packet.stream = audio_out
+                                    output.mux(packet)
+                                continue
+                            try:
+                                decoded = packet.decode()
+                            except av.error.FFmpegError:  # a corrupt packet: skip it, as players do
+                                undecodable += 1
+                                continue
+                            for frame in decoded:
+                                rgb = frame.to_ndarray(format="rgb24")
+                                stats = None if self.whole_images_only else self.stats(rgb)
+                                smoothed = stats if smoothed is None or stats is None else (
+                                    (1 - VIDEO_STATS_MOMENTUM) * smoothed + VIDEO_STATS_MOMENTUM * stats)
+                                styled = self.image(rgb, stats=smoothed)
+                                out_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(styled), format="rgb24")
+                                for out_packet in video_out.encode(out_frame):
+                                    output.mux(out_packet)
+                                frames += 1
+                                bar.update(1)
+                    finally:
+                        bar.close()
                     if frames == 0:
                         # Raised inside atomic_output: the partial file goes, an existing target stays as it was.
                         skipped = f" ({undecodable} packet(s) did not decode)" if undecodable else ""
@@ -369,27 +402,71 @@ def _frames_from_duration(container, stream) -> tuple[int, float, float] | None:
 
 def stylize_jobs(
     stylizer: Stylizer, jobs: list[Job], progress: bool = True,
-    on_error: Callable[[Path, str], None] | None = None,
+    on_error: Callable[[Path, str], None] | None = None, skip_existing: bool = False,
+    report: StylizeReport | None = None, on_interrupt: Callable[[str], None] | None = None,
 ) -> StylizeReport:
     """Run planned jobs (:func:`plan_outputs`): images first, then videos.
 
     Unreadable inputs are recorded in the report (and passed to ``on_error``) and the rest go on.
+
+    Args:
+        stylizer: What runs each image.
+        jobs: The planned inputs and outputs.
+        progress: Progress bars on stderr: over the images, over a tiled image's tiles, over a video's frames.
+        on_error: Told each input that failed, and why, as it fails.
+        skip_existing: Leave outputs that already exist as they are (recorded in ``report.skipped``). An existing
+            output is complete: every output is written under a temporary name and renamed onto its own name
+            only once whole (:func:`cg_export.files.atomic_output`), so a file under the final name was finished.
+        report: Filled as jobs finish, so the caller knows what was done even when the run is interrupted.
+        on_interrupt: On Ctrl-C (or a signal raising ``KeyboardInterrupt``), told at once what was finished
+            (:meth:`StylizeReport.interrupted`), after the output in progress was removed; the interrupt then
+            goes on, with the same line added to it as a note.
+
+    Returns:
+        ``report`` (or a new one) with every job's outcome.
     """
-    report = StylizeReport()
-    images = [job for job in jobs if not job.is_video]
-    videos = [job for job in jobs if job.is_video]
-    bar = _progress(len(images), "images", progress and len(images) > 1)
-    for job in images:
+    report = report if report is not None else StylizeReport()
+    pending = []
+    for job in jobs:
+        if skip_existing and job.target.is_file():
+            report.skipped.append(job.target)
+        else:
+            pending.append(job)
+    images = [job for job in pending if not job.is_video]
+    videos = [job for job in pending if job.is_video]
+    with _calls_off_main_thread(stylizer):
         try:
-            plan = stylizer.file(job.source, job.target)
-            report.written.append(job.target)
-            report.plans.append(plan)
-        except CgExportError as exc:
-            report.failed.append((job.source, str(exc)))
-            if on_error:
-                on_error(job.source, str(exc))
-        bar.update(1)
-    bar.close()
+            _run_images(stylizer, images, progress, on_error, report)
+            _run_videos(stylizer, videos, progress, on_error, report)
+        except KeyboardInterrupt as exc:
+            line = report.interrupted(len(jobs))
+            exc.add_note(line)
+            if on_interrupt is not None:
+                on_interrupt(line)
+            raise
+    return report
+
+
+def _run_images(stylizer: Stylizer, images: list[Job], progress: bool,
+                on_error: Callable[[Path, str], None] | None, report: StylizeReport) -> None:
+    bar = _progress(len(images), "images", progress and len(images) > 1)
+    try:
+        for job in images:
+            try:
+                plan = stylizer.file(job.source, job.target, progress=progress)
+                report.written.append(job.target)
+                report.plans.append(plan)
+            except CgExportError as exc:
+                report.failed.append((job.source, str(exc)))
+                if on_error:
+                    on_error(job.source, str(exc))
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def _run_videos(stylizer: Stylizer, videos: list[Job], progress: bool,
+                on_error: Callable[[Path, str], None] | None, report: StylizeReport) -> None:
     for job in videos:
         try:
             frames, fps = stylizer.video(job.source, job.target, progress, warn=report.warnings.append)
@@ -401,19 +478,61 @@ def stylize_jobs(
             report.failed.append((job.source, str(exc)))
             if on_error:
                 on_error(job.source, str(exc))
-    return report
+
+
+class _OffMainThread:
+    """A runner whose calls run on one worker thread while the calling thread waits for them.
+
+    Why: Python handles a signal only between bytecodes of the main thread, so Ctrl-C during a native inference
+    call of several seconds (one large tile on a CPU) was acknowledged only when the call returned. Waiting on a
+    future is interruptible at once. Every call runs on the same thread, in order, so a backend sees one thread.
+    """
+
+    def __init__(self, runner: Runner, executor: ThreadPoolExecutor):
+        self._runner = runner
+        self._executor = executor
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        value = getattr(self._runner, name)
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._executor.submit(value, *args, **kwargs).result()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._executor.submit(self._runner, batch).result()
+
+
+@contextmanager
+def _calls_off_main_thread(stylizer: Stylizer) -> Iterator[None]:
+    """While inside, ``stylizer`` runs its model through :class:`_OffMainThread` (only needed on the main thread,
+    the one signals interrupt). On the way out, a call still running is waited for: the caller closes the runner
+    next, and a backend must not be closed under a running call."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    runner = stylizer.runner
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cg-stylize-model")
+    stylizer.runner = _OffMainThread(runner, executor)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        stylizer.runner = runner
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def stylize_paths(
     stylizer: Stylizer, inputs: list[Path], output: Path, progress: bool = True,
     on_error: Callable[[Path, str], None] | None = None, protected: InputFiles | None = None,
+    skip_existing: bool = False,
 ) -> StylizeReport:
     """Stylize files, folders (recursively, relative paths kept) and videos into ``output``.
 
     The outputs are planned and checked first (:func:`plan_outputs`; ``protected`` names more files no output may
-    replace, such as the model); unreadable inputs are recorded in the report and the rest go on.
+    replace, such as the model); unreadable inputs are recorded in the report and the rest go on. With
+    ``skip_existing``, outputs already there are left as they are (see :func:`stylize_jobs`).
     """
-    return stylize_jobs(stylizer, plan_outputs(inputs, output, protected), progress, on_error)
+    return stylize_jobs(stylizer, plan_outputs(inputs, output, protected), progress, on_error,
+                        skip_existing=skip_existing)
 
 
 def _demux(container, streams):  # noqa: ANN001, ANN202
@@ -433,7 +552,7 @@ def _import_av():  # noqa: ANN202
     try:
         import av
     except ImportError:
-        raise MissingDependencyError("PyAV", "to read and write videos", 'pip install "cg-export[video]" (or av)') from None
+        raise MissingDependencyError("PyAV", "to read and write videos", extra_hint("video")) from None
     return av
 
 
@@ -457,6 +576,26 @@ def _copy_stream(output, audio_in):  # noqa: ANN001, ANN202
         return output.add_stream_from_template(audio_in)
     except Exception:  # the container cannot hold this audio codec: the video is still written, silent
         return None
+
+
+class _TileBar:
+    """A bar over one image's tiles (made on the first report, when the count is known; a whole image, one call,
+    shows none). It goes when the image is done, so a folder's bar stays the only one left."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="tile", desc=self.label, leave=False, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _NoProgress:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cg_export.errors import CgExportError
+from cg_export.errors import OptionError
 
 #: Set to ``1`` to let runtime threads spin-wait (faster on an idle machine with a core per thread, much slower on
 #: a busy one): ONNX Runtime's ``session.intra_op.allow_spinning``, OpenVINO's CPU pinning, and OpenMP's wait
@@ -111,6 +111,7 @@ def threads(count: int | None = None) -> Iterator[ThreadSettings]:
     Args:
         count: Threads; ``None`` is :func:`default_threads`.
     """
+    check_threads(count)
     settings = ThreadSettings.resolve(count)
     torch = _loaded_torch()
     previous = torch.get_num_threads() if torch is not None else None
@@ -134,12 +135,31 @@ def _loaded_torch():  # noqa: ANN202
 def check_threads(threads: int | None, option: str = "--threads") -> int | None:
     """``threads`` itself when it is ``None`` (the default) or 1 or more.
 
+    Args:
+        threads: The thread count asked for.
+        option: Unused; the error carries the field ``threads`` and the command line names its own flag. Kept so
+            callers written before that keep working.
+
     Raises:
-        CgExportError: 0 or negative.
+        OptionError: (field ``threads``) 0 or negative.
     """
     if threads is not None and threads < 1:
-        raise CgExportError(f"{option} {threads}: must be 1 or more")
+        raise OptionError("threads", threads, "must be 1 or more")
     return threads
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[int]:
+    """:func:`threads` for code that runs PyTorch itself (training, distillation): imports torch first so the count
+    is set even where nothing imported it yet, and yields the count in force.
+
+    Raises:
+        OptionError: (field ``threads``) 0 or negative.
+    """
+    import torch  # noqa: F401  (here, not at the top: this module stays importable without torch)
+
+    with threads(count) as settings:
+        yield settings.count
 
 
 def available_cores() -> int:
@@ -210,4 +230,4 @@ def _read_quota(folder: Path, kind: str) -> float | None:
 
 
 __all__ = ["SPIN_ENV", "ThreadSettings", "available_cores", "cgroup_cpu_limit", "check_threads", "default_threads",
-           "prefer_passive_waiting", "spinning_allowed", "threads"]
+           "prefer_passive_waiting", "spinning_allowed", "threads", "torch_threads"]

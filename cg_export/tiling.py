@@ -9,6 +9,7 @@ no tile border shows.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +193,7 @@ def stylize_array(
     naive: bool = False,
     static_size: tuple[int, int] | None = None,
     kind: str = RGB_INPUT,
+    on_tiles: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Run one uint8 HxWx3 image through an active runner; returns uint8 HxWx3 of the same size.
 
@@ -212,6 +214,8 @@ def stylize_array(
             tiles of exactly that size (``tile`` is then ignored).
         kind: What the model takes (:func:`cg_export.images.model_input_kind`): the image is fed as RGB,
             luminance or Lab L, and a grey or colorization output comes back as RGB.
+        on_tiles: Told ``(tiles done, tiles in all)`` before the first tile and after each inference call, when
+            the image is tiled (a progress bar; a whole image is one call and is not reported).
     """
     height, width = image.shape[:2]
     if tile < 0 or overlap < 0 or batch < 1 or stats_size < 1:
@@ -242,6 +246,9 @@ def stylize_array(
     by_shape: dict[tuple[int, int], list[Window]] = {}
     for window in windows:
         by_shape.setdefault(window.shape, []).append(window)
+    done = 0
+    if on_tiles is not None:
+        on_tiles(done, len(windows))
     for group in by_shape.values():
         for start in range(0, len(group), batch):
             chunk = group[start : start + batch]
@@ -253,5 +260,8 @@ def stylize_array(
                 weights = blend_weights(w, ph, pw, overlap)
                 accumulated[:, w.top : w.bottom, w.left : w.right] += y * weights
                 weight_sum[w.top : w.bottom, w.left : w.right] += weights
+            done += len(chunk)
+            if on_tiles is not None:
+                on_tiles(done, len(windows))
     blended = accumulated / weight_sum
     return from_model_output(blended[None], kind, to_model_input([padded], kind))[0, :height, :width]

@@ -129,9 +129,9 @@ def test_latency_json_round_trip():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"iterations": 5, "duration_s": 1.0}, "not both"),
-    ({"warmup": -1}, "--warmup -1"),
-    ({"iterations": 0}, "--iterations 0"),
-    ({"duration_s": 0.0}, "--duration 0.0"),
+    ({"warmup": -1}, "warmup -1"),
+    ({"iterations": 0}, "iterations 0"),
+    ({"duration_s": 0.0}, "duration_s 0.0"),
 ])
 def test_timing_options_are_checked(options, message):
     with pytest.raises(CgExportError, match=message):
@@ -270,7 +270,7 @@ def test_table_and_markdown_number_their_notes(report, tmp_path):
 
 def test_table_columns_line_up_at_any_terminal_width(report, monkeypatch):
     monkeypatch.setenv("COLUMNS", "40")  # rich would squeeze a table to the terminal; a report never is
-    header, rule, *lines = bench.format_table(report).splitlines()
+    header, rule, *lines = bench.format_table(report, wide=True).splitlines()
     assert [title in header for title in bench.TABLE_HEADER] == [True] * len(bench.TABLE_HEADER)
     assert set(rule) == {"-"} and len(rule) >= len(header)
     body, notes = lines[: len(report.results)], lines[len(report.results):]
@@ -280,6 +280,39 @@ def test_table_columns_line_up_at_any_terminal_width(report, monkeypatch):
         assert line.startswith(row.model + " ")  # full paths, never cut
         assert line[size_at:].startswith(f"{row.height}x{row.width}")  # text columns left-aligned under the title
         assert line[:batch_end].endswith(f" {row.batch}")  # numbers right-aligned under the title
+
+
+def test_default_table_fits_100_columns_with_speedup_and_status():
+    long_dir = "/home/someone/experiments/horse2zebra/exports/2026-12-07-with-a-long-folder-name"
+    results = []
+    for model, backend, precision, device, p50, psnr in (
+        ("/ckpt/latest_net_G_A.pt", "torch", "fp32", "cpu", 1234.5, math.inf),
+        (f"{long_dir}/generator_horse2zebra_fp16_dynamic.onnx", "onnxruntime:CUDA", "fp16", "cuda", 617.25, 45.04),
+        (f"{long_dir}/generator_horse2zebra_int8_calibrated_percentile.onnx", "onnxruntime:Tensorrt", "int8", "cuda",
+         280.56, 27.14),
+        (f"{long_dir}/generator.onnx", "openvino", "fp32", "CPU", None, None),
+    ):
+        latency = None if p50 is None else bench.LatencyStats(p50, p50, p50, p50, p50, p50)
+        row = bench.BenchResult(model, backend, precision, device, 1024, 1024, 16, latency, psnr_db=psnr)
+        if p50 is None:
+            row.notes.append("OpenVINO is not installed here: pip install 'cg-export[openvino]' and run again " * 2)
+        results.append(row)
+    report = bench.BenchReport({"cpu": "x"}, results)
+    assert len(bench.format_table(report, wide=True).splitlines()[0]) > 150  # what the issue found by default
+    text = bench.format_table(report)
+    assert max(len(line) for line in text.splitlines()) <= bench.TABLE_WIDTH
+    header, _, *lines = text.splitlines()
+    assert header.split() == ["model", "backend", "precision", "size", "batch", "p50", "ms", "speed-up", "PSNR", "dB",
+                              "status", "note"]
+    reference, fp16, int8, missing = lines[:4]
+    assert reference.startswith("...") and "G_A.pt torch:cpu " in reference  # folders dropped, then names cut
+    assert " 1.00x " in reference and reference.rstrip().endswith("passes")
+    # Speed-up against the PyTorch fp32 row of the same size and batch; status against the precision's floor.
+    assert " 2.00x " in fp16 and " 45.0 " in fp16 and fp16.rstrip().endswith("passes")
+    assert " 4.40x " in int8 and " 27.1 " in int8 and int8.rstrip().endswith("below floor")
+    assert "tile.onnx " in int8  # cut at the front: the file's end is what tells them apart
+    assert missing.rstrip().endswith("[1]") and "openvino:CPU" in missing
+    assert "[1] OpenVINO is not installed" in text  # the note, wrapped to the width
 
 
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
@@ -394,7 +427,7 @@ def test_compare_flags_slower_and_vanished_rows():
     assert len(bench.compare_reports(baseline, current, threshold_pct=30).regressions) == 1
     text = bench.format_comparison(comparison)
     assert "REGRESSION b.onnx" in text and "+25.0%" in text and "unavailable now" in text
-    with pytest.raises(CgExportError, match="--threshold -1"):
+    with pytest.raises(CgExportError, match="threshold_pct -1"):
         bench.compare_reports(baseline, current, threshold_pct=-1)
 
 

@@ -11,8 +11,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8, generator_onnx_uint8_asymmetric
 
-from cg_export.check import check_file, check_model, parse_target
 from cg_export.errors import CgExportError
+from cg_export.tensorrt.check import check_file, check_model, parse_target
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -185,7 +185,7 @@ def test_parse_target():
         if bad == "trt=":
             assert parse_target(bad) is None
             continue
-        with pytest.raises(CgExportError, match="--target"):
+        with pytest.raises(CgExportError, match="trt_version"):
             parse_target(bad)
 
 
@@ -206,12 +206,12 @@ def _cli(*args):
 
 
 def test_cli_check_good_and_bad(tmp_path):
-    good = _cli("check", str(generator_onnx()), "--target", "trt=8.6", "--dla")
+    good = _cli("check", str(generator_onnx()), "--trt-version", "8.6", "--dla")
     assert good.returncode == 0, good.stderr
     assert "target    TensorRT 8.6 with DLA" in good.stdout and "fall back to the GPU" in good.stdout
     assert "ok        0 error(s)" in good.stdout
     onnx.save(_pad("reflect", opset=18), str(tmp_path / "new.onnx"))
-    bad = _cli("check", str(tmp_path / "new.onnx"), "--target", "trt=8.5")
+    bad = _cli("check", str(tmp_path / "new.onnx"), "--trt-version", "8.5")
     assert bad.returncode == 1 and "error     opset 18 is too new" in bad.stdout and "refused" in bad.stdout
     missing = _cli("check", str(tmp_path / "nothing.onnx"))
     assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0 and "no such file" in missing.stderr

@@ -45,7 +45,7 @@ def test_help_quotes_the_library_defaults():
 
     helps = {p.name: p.help for p in typer.main.get_command(cg_export).commands["onnx"].params}
     assert f"default: {DEFAULT_OPSET}," in helps["opset"]
-    assert f"default: {psnr_floors()}" in helps["min_psnr"] and f"{DEFAULT_MIN_PSNR['fp16']:g} fp16" in psnr_floors()
+    assert f"default: {psnr_floors()}" in helps["min_psnr_db"] and f"{DEFAULT_MIN_PSNR['fp16']:g} fp16" in psnr_floors()
     assert psnr_floors().startswith(f"{DEFAULT_MIN_PSNR['fp32']:g} fp32, ")
     assert ".pt/.pth (PyTorch), .onnx (ONNX Runtime)" in model_files()
 
@@ -68,7 +68,7 @@ def test_peer_checkpoint_fp16(checkpoints, tmp_path):
 
 
 def test_no_verify_says_so(checkpoints, tmp_path):
-    result = run("onnx", checkpoints["ours.pt"], "--no-verify", "--static", "64x96", "--batch", "1",
+    result = run("onnx", checkpoints["ours.pt"], "--no-verify", "--size", "64x96", "--batch", "1",
                  "-o", tmp_path / "g.onnx")
     assert result.exit_code == 0, result.output
     assert "static 64x96 size, batch 1" in result.stdout
@@ -101,7 +101,7 @@ def test_failed_parity_exits_non_zero_and_leaves_no_file(checkpoints, tmp_path):
 
 
 def test_bad_options_are_reported(checkpoints, tmp_path):
-    result = run("onnx", checkpoints["ours.pt"], "--static", "big", "-o", tmp_path / "g.onnx")
+    result = run("onnx", checkpoints["ours.pt"], "--size", "big", "-o", tmp_path / "g.onnx")
     assert result.exit_code == 1 and "expected HEIGHTxWIDTH" in result.stderr
     result = run("onnx", checkpoints["ours.pt"], "--arch", "vgg16", "-o", tmp_path / "g.onnx")
     assert result.exit_code == 1 and "unknown architecture 'vgg16'" in result.stderr

@@ -284,8 +284,8 @@ def test_interrupted_and_resumed_run_ends_bit_for_bit_like_an_uninterrupted_one(
 
 def test_cli_end_to_end_says_what_it_chose(teacher, photos, tmp_path):
     output = tmp_path / "out" / "G_AB_student.pt"
-    result = CliRunner().invoke(app, [str(teacher), str(photos), "-o", str(output), "--ratio", "4", "--epochs", "1",
-                                      "--image-size", "32", "--seed", "1", "--no-progress"])
+    result = CliRunner().invoke(app, [str(teacher), "--photos", str(photos), "-o", str(output), "--ratio", "4",
+                                      "--epochs", "1", "--size", "32", "--seed", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "student   mobile_resnet_" in result.stdout and "fewer MACs than the teacher's" in result.stdout
     assert output.is_file() and (tmp_path / "out" / "G_AB_student_compress" / "losses.jsonl").is_file()
@@ -298,15 +298,15 @@ def _bad_inputs(tmp: Path, teacher: Path, photos: Path) -> dict[str, tuple[list[
     (tmp / "empty" / "notes.txt").write_text("no pictures here")
     out = str(tmp / "s.pt")
     return {
-        "discriminator as teacher": ([str(discriminator), str(photos), "-o", out], "PatchGAN discriminator"),
-        "no images": ([str(teacher), str(tmp / "empty"), "-o", out], "holds no images"),
-        "no student fits": ([str(teacher), str(photos), "-o", out, "--ratio", "1000000"], "no mobile_resnet student fits"),
-        "student bigger": ([str(teacher), str(photos), "-o", out, "--ngf", "128", "--n-blocks", "9"],
+        "discriminator as teacher": ([str(discriminator), "--photos", str(photos), "-o", out], "PatchGAN discriminator"),
+        "no images": ([str(teacher), "--photos", str(tmp / "empty"), "-o", out], "holds no images"),
+        "no student fits": ([str(teacher), "--photos", str(photos), "-o", out, "--ratio", "1000000"], "no mobile_resnet student fits"),
+        "student bigger": ([str(teacher), "--photos", str(photos), "-o", out, "--ngf", "128", "--n-blocks", "9"],
                            "not fewer than the teacher's"),
-        "ratio and macs": ([str(teacher), str(photos), "-o", out, "--ratio", "4", "--macs", "1G"], "not both"),
-        "bad macs": ([str(teacher), str(photos), "-o", out, "--macs", "many"], "expected a positive count"),
-        "onto the teacher": ([str(teacher), str(photos), "-o", str(teacher)], "that is an input file"),
-        "resume nothing": ([str(teacher), str(photos), "-o", out, "--resume"], "no saved compression run"),
+        "ratio and macs": ([str(teacher), "--photos", str(photos), "-o", out, "--ratio", "4", "--macs", "1G"], "not both"),
+        "bad macs": ([str(teacher), "--photos", str(photos), "-o", out, "--macs", "many"], "expected a positive count"),
+        "onto the teacher": ([str(teacher), "--photos", str(photos), "-o", str(teacher)], "that is an input file"),
+        "resume nothing": ([str(teacher), "--photos", str(photos), "-o", out, "--resume"], "no saved compression run"),
     }
 
 
@@ -314,7 +314,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(teacher, photos, tmp_path):
     cases = _bad_inputs(tmp_path, teacher, photos)
     before = _files(tmp_path) | _files(teacher.parent)
     for label, (args, message) in cases.items():
-        result = CliRunner().invoke(app, [*args, "--epochs", "1", "--image-size", "32", "--no-progress"])
+        result = CliRunner().invoke(app, [*args, "--epochs", "1", "--size", "32", "--no-progress"])
         assert result.exit_code == 1, (label, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (label, lines)

@@ -97,8 +97,8 @@ def test_demo_runs_every_stage_and_writes_the_report(demo_with_fake_tensorrt):
     assert made[("TensorRT", "fp16")]["path"].endswith(".engine")
     # The engines take every size the later stages run (the samples are not square), tuned at the deploy size.
     engine_command = made[("TensorRT", "fp16")]["command"]
-    assert "--opt-shape 1x3x128x128 --max-shape 1x3x" in engine_command
-    assert "--max-shape 1x3x128x128 " not in engine_command
+    assert "--size 128x128 --size-range " in engine_command
+    assert ":128x128 " not in engine_command
     assert all(export["command"].startswith("cg-export ") for export in made.values() if export["path"])
     # Deploy chose one of the verified artifacts and said why; its folder is one cg-stylize and cg-bench take.
     chosen = report["deployment"]
@@ -325,9 +325,9 @@ def test_a_folder_the_demo_did_not_write_is_refused(tmp_path):
 
 def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path):
     (tmp_path / "photo.jpg").write_text("precious")
-    done = subprocess.run([*CG_DEMO, "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*CG_DEMO, "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip().startswith("error: --out") and "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error: --output") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert (tmp_path / "photo.jpg").read_text() == "precious"
 
@@ -335,7 +335,7 @@ def test_cli_refuses_a_foreign_folder_in_one_line(tmp_path):
 def test_cli_help_names_the_options():
     done = subprocess.run([*CG_DEMO, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
-    for option in ("--out", "--quick", "--device", "--seed"):
+    for option in ("--output", "--quick", "--device", "--seed", "--threads"):
         assert option in done.stdout
 
 
@@ -365,7 +365,7 @@ def test_training_and_the_report_do_not_import_upwards():
 def test_quickstart_demo_from_the_command_line(tmp_path):
     """The README's first command, as a user runs it (``--quick`` to keep the suite short)."""
     out = tmp_path / "cg-demo"
-    done = subprocess.run([*CG_DEMO, "--quick", "--no-progress", "--device", "cpu", "--out", str(out)],
+    done = subprocess.run([*CG_DEMO, "--quick", "--no-progress", "--device", "cpu", "-o", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"report: {out / 'report.html'} and {out / 'report.md'}" in done.stdout

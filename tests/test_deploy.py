@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from typer.testing import CliRunner
 
 from cg_export.bench import LatencyStats, targets_from_files
 from cg_export.deploy import CandidateRow, DeployError, choose, deploy, split_photos
-from cg_export.deploy.choice import FAILED, UNAVAILABLE
+from cg_export.deploy.choice import FAILED, UNAVAILABLE, accepting_min_psnr
+from cg_export.deploy.report import decision_table
 from cg_export.files import sha256_of
 from cg_export.images import sample_photographs
 from cg_export.models import create_generator, save_generator
@@ -56,7 +58,34 @@ def test_when_the_fastest_fails_its_floor_the_next_fastest_passing_is_chosen():
             row("onnx-int8", "int8", 2.0, 29.9, 30)]
     decision = choose(rows)
     assert decision.chosen is rows[1]
-    assert "faster but below their floor: onnx-int8 (29.9 dB < 30 dB)" in decision.why
+    assert ("faster but below their floor: onnx-int8 was 2.00x the speed of onnx-fp16 but 29.9 dB < 30 dB (its int8 "
+            "floor): rerun with --min-psnr 29.9 to accept it") in decision.why
+
+
+def test_a_faster_candidate_below_its_floor_is_named_with_the_min_psnr_that_chooses_it():
+    rows = [row("torch-fp32", "fp32", 44.0, math.inf, 50), row("onnx-fp32", "fp32", 20.0, 80.0, 50),
+            row("onnx-int8", "int8", 10.0, 27.14)]
+    decision = choose(rows)
+    assert decision.chosen is rows[1]
+    assert ("onnx-int8 was 4.40x the speed of PyTorch fp32 but 27.1 dB < 30 dB (its int8 floor): rerun with "
+            "--min-psnr 27.1 to accept it") in decision.why
+    # --min-psnr sets every floor: the value it names must choose exactly that candidate when rerun.
+    rerun = [replace(r, floor_db=27.1) for r in rows]
+    assert choose(rerun).chosen.name == "onnx-int8"
+    table = decision_table(rows, decision.chosen.name)
+    assert table[3][3] == "below floor" and table[3][-1] == "rerun with --min-psnr 27.1 to accept it"
+    assert table[1][-1] == ""  # slower rows below no floor get no advice
+
+
+def test_no_min_psnr_is_suggested_when_a_still_faster_candidate_would_take_it():
+    rows = [row("onnx-fp32", "fp32", 20.0, 80.0, 50), row("onnx-fp16", "fp16", 10.0, 39.0, 40),
+            row("trt-fp32", "fp32", 5.0, 45.0, 50)]
+    # --min-psnr 39 would accept both; the faster trt-fp32 would be chosen, never onnx-fp16.
+    assert accepting_min_psnr(rows, rows[1]) is None
+    assert accepting_min_psnr(rows, rows[2]) == 45.0
+    why = choose(rows).why
+    assert "onnx-fp16 was 2.00x the speed of onnx-fp32 but 39.0 dB < 40 dB (its fp16 floor), " in why
+    assert "(its fp32 floor): rerun with --min-psnr 45 to accept it" in why
 
 
 def test_the_worst_photograph_decides_not_the_average():
@@ -71,7 +100,8 @@ def test_every_candidate_failing_gives_no_choice_and_says_why_for_each():
     rows[1].reason, rows[2].reason = "export failed: boom", "not available here (TensorRT not installed)"
     decision = choose(rows)
     assert decision.chosen is None
-    assert decision.why == ("no candidate passed: onnx-int8: PSNR 20.0 dB < 30 dB; onnx-fp16: failed (export failed: "
+    assert decision.why == ("no candidate passed: onnx-int8: PSNR 20.0 dB < 30 dB: rerun with --min-psnr 20 to "
+                            "accept it; onnx-fp16: failed (export failed: "
                             "boom); trt-fp16: not available (not available here (TensorRT not installed))")
     assert choose([]).chosen is None
 
@@ -209,6 +239,13 @@ def test_the_tools_take_the_deployment_folder(deployed, tmp_path):
     assert Image.open(tmp_path / "styled.png").size == Image.open(photo).size
     [target] = targets_from_files([out])
     assert target.label == str(out) and target.path == out / chosen.artifact
+    from cg_export.cli.export import app as export_app
+
+    info = CliRunner().invoke(export_app, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    assert f"its model is {chosen.artifact}" in info.stdout and "sha256" in info.stdout
+    mistyped = CliRunner().invoke(export_app, ["info", str(out) + "-typo"])
+    assert mistyped.exit_code == 1 and mistyped.stderr == f"error: {out}-typo: no such file or folder\n"
 
 
 def test_a_failed_run_leaves_the_earlier_deployment_untouched(deployed, inputs, tmp_path, monkeypatch):
@@ -246,8 +283,7 @@ def test_keep_all_keeps_every_candidate_and_jetson_gets_device_commands(inputs, 
     rows = {r.name: r for r in result.rows}
     assert set(rows) == {"onnx-fp32", "onnx-fp16", "trt-fp16"}  # trt-fp16 is built from onnx-fp32
     assert rows["trt-fp16"].status == UNAVAILABLE and "TensorRT not installed" in rows["trt-fp16"].reason
-    assert result.finish_on_device[0] == ("cg-export trt onnx-fp32.onnx --fp16 --min-shape 1x3x32x32 --opt-shape "
-                                          "1x3x32x32 --max-shape 1x3x32x32 -o trt-fp16.engine")
+    assert result.finish_on_device[0] == "cg-export trt onnx-fp32.onnx --fp16 --size 32x32 -o trt-fp16.engine"
     # The file the device command converts travels with the folder, at its top, under the name the command uses.
     assert (out / "onnx-fp32.onnx").is_file() or result.decision.chosen.name == "onnx-fp32"
     manifest = json.loads((out / "deploy.json").read_text())
@@ -263,7 +299,7 @@ def test_keep_all_keeps_every_candidate_and_jetson_gets_device_commands(inputs, 
 
 def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
     out = tmp_path / "deploy"
-    with pytest.raises(DeployError, match=r"^no candidate passed: onnx-int8: PSNR .* < 99 dB$"):
+    with pytest.raises(DeployError, match=r"^no candidate passed: onnx-int8: PSNR .* < 99 dB: rerun with --min-psnr [0-9.]+ to accept it$"):
         deploy(inputs["teacher"], inputs["photos"], out, size=SIZE, min_psnr_db=99, candidates=["onnx-int8"],
                say=lambda *_: None, **FAST)
     assert list(tmp_path.iterdir()) == []
@@ -277,15 +313,16 @@ def test_no_candidate_passing_writes_nothing(inputs, tmp_path):
     (["--photos", "{photos}", "--candidate", "onnx-int4"], "--candidate onnx-int4: not a candidate"),
     (["--photos", "{photos}", "--compress", "4"], "--compress needs cg-compress"),
     (["--photos", "{photos}", "--threads", "0"], "--threads 0: must be 1 or more"),
-    (["--photos", "{photos}", "--size", "32x32", "--engine-min-size", "64x64", "--engine-max-size", "128x128"],
-     "engine sizes 64x64 .. 128x128: must be positive and take --size 32x32"),
-    (["--photos", "{photos}", "--engine-max-size", "128x128"], "give --engine-min-size and --engine-max-size"),
+    (["--photos", "{photos}", "--size", "32x32", "--size-range", "64x64:128x128"],
+     "--size-range 64x64:128x128: must be positive and take --size 32x32"),
+    (["--photos", "{photos}", "--size-range", "128x128"], "--size-range '128x128': expected MINHxMINW:MAXHxMAXW"),
 ])
-def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, args, message):
+def test_bad_input_is_one_line_and_writes_nothing(inputs, tmp_path, monkeypatch, args, message):
     from cg_export.cli.export import app
 
-    if "--compress" in args and importlib.util.find_spec("training.compress") is not None:
-        pytest.skip("cg-compress is installed here")
+    if "--compress" in args:
+        # No distiller registered under this group: what an installation without the training package sees.
+        monkeypatch.setattr("cg_export.deploy.distil.DISTILLER_GROUP", "cg_export.tests.no_distillers")
     (tmp_path / "empty").mkdir()
     write_photos(tmp_path / "few", 3)
     paths = {"empty": tmp_path / "empty", "few": tmp_path / "few", "photos": inputs["photos"]}
@@ -310,7 +347,7 @@ def test_json_prints_the_decision(deployed, inputs, tmp_path):
 
     result = CliRunner().invoke(app, ["deploy", str(inputs["teacher"]), "--photos", str(inputs["photos"]), "-o",
                                       str(tmp_path / "d"), "--size", "32x32", "--candidate", "torch-fp32",
-                                      "--iterations", "2", "--warmup", "0", "--json"])
+                                      "--iterations", "2", "--warmup", "0", "--json", "-"])
     assert result.exit_code == 0, result.output
     decision = json.loads(result.stdout)
     assert decision["candidate"] == "torch-fp32" and decision["artifact"] == "torch-fp32.pt"
@@ -332,3 +369,38 @@ def test_a_manifest_can_only_name_a_file_inside_its_folder(tmp_path):
     (folder / "deploy.json").write_text("{broken")
     with pytest.raises(BackendError, match="not a readable deployment manifest"):
         deployment_artifact(folder)
+
+
+# ------------------------------------------------------------------------------------------------------ --compress
+
+
+def test_the_installed_distiller_is_cg_compress():
+    """deploy finds cg-compress through its entry point, never by importing the training package itself."""
+    from cg_export.deploy.distil import find_distiller
+    from training.distiller import distil_for_deploy
+
+    assert find_distiller() is distil_for_deploy
+
+
+def test_compress_deploys_what_the_distiller_wrote_from_the_calibration_photos(inputs, tmp_path, monkeypatch):
+    import shutil
+
+    from cg_export.deploy import pipeline
+
+    calls = []
+
+    def distiller(teacher, photos, output, ratio, say):
+        calls.append((Path(teacher), sorted(p.name for p in Path(photos).iterdir()), ratio))
+        shutil.copy(inputs["student"], output)  # a real (tiny) student, as cg-compress would write
+        return output
+
+    monkeypatch.setattr(pipeline, "find_distiller", lambda: distiller)
+    result = deploy(inputs["teacher"], inputs["photos"], tmp_path / "out", size=SIZE, compress=4,
+                    candidates=["torch-fp32", "onnx-int8"], threads=1, say=lambda *_: None, **FAST)
+    (teacher, calibration_files, ratio), = calls
+    assert teacher == inputs["teacher"] and ratio == 4
+    held_out = {result.split.label(path) for path, _ in result.split.verification}
+    assert calibration_files and not held_out & set(calibration_files)
+    assert {"student-torch-fp32", "student-onnx-int8"} <= {row.name for row in result.rows}
+    with pytest.raises(DeployError, match="give R above 1"):
+        deploy(inputs["teacher"], inputs["photos"], tmp_path / "out2", size=SIZE, compress=1)

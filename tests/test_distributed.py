@@ -29,7 +29,7 @@ from training.errors import DatasetError, TrainingError
 from training.trainer import STATE_FILE, train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--image-size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8"]
+TINY = ["--size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8"]
 #: 8 images, 2 ranks of batch 1: 4 steps per epoch, 8 in all; saves at steps 3, 4 (epoch end), 6 and 8.
 COMMON = ["--epochs", "2", "--decay-epoch", "1", "--seed", "7", "--log-every", "1", "--save-every", "3",
           "--no-progress", *TINY]
@@ -92,12 +92,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = root / "runs"
     killer = root / "kill_rank_1.py"
     killer.write_text(KILLER)
-    cg_train = ["-m", "training.cli", str(data), "--out", str(out), *COMMON]
+    cg_train = ["-m", "training.cli", str(data), "-o", str(out), *COMMON]
     # Two jobs at a time overlap their start-up (imports, rendezvous); four processes on a 2-core runner are enough.
     whole = torchrun(*cg_train, "--name", "whole", "--pool-size", "4")
     no_replay = torchrun(*cg_train, "--name", "no_replay", "--pool-size", "0")
     runs = {"data": data, "out": out, "whole": finished(whole), "no_replay": finished(no_replay)}
-    killed = torchrun(str(killer), str(data), "--out", str(out), *COMMON, "--name", "killed", "--pool-size", "4",
+    killed = torchrun(str(killer), str(data), "-o", str(out), *COMMON, "--name", "killed", "--pool-size", "4",
                       restarts=1)
     runs["killed"] = finished(killed)
     return runs
@@ -182,7 +182,7 @@ def test_resuming_with_another_number_of_processes_is_refused_in_one_line(runs, 
     state["finished"], state["epoch"], state["step_in_epoch"] = False, 1, 0
     (tmp_path / "halfway").mkdir()
     torch.save(state, tmp_path / "halfway" / STATE_FILE)
-    result = CliRunner().invoke(app, [str(runs["data"]), "--name", "halfway", "--out", str(tmp_path), "--resume"])
+    result = CliRunner().invoke(app, [str(runs["data"]), "--name", "halfway", "-o", str(tmp_path), "--resume"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "was trained by 2 process(es) and this is 1: resume it with 2 in all" in result.stderr
 

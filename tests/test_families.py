@@ -647,7 +647,7 @@ def test_cli_direction_on_a_one_generator_file_is_a_one_line_error(family_files)
 def test_new_families_pass_the_tensorrt_preflight_of_every_release(exported, family):
     """The parser matrices of TensorRT 8.5 (JetPack 5) to 10.x take these graphs (the GPU build itself runs where
     TensorRT is installed)."""
-    from cg_export.check import check_model
+    from cg_export.tensorrt.check import check_model
 
     model = onnx.load(str(exported(family).path))
     for version in [(8, 5), (8, 6), (10, 3)]:

@@ -24,10 +24,10 @@ HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(not HAVE_OPENVINO, reason='needs openvino (pip install "cg-export[openvino]")')
 
 
-def _export_ir(*args, **kwargs):
-    from cg_export.export.openvino import export_openvino
+def _export_ir(source, output=None, **options):
+    from cg_export.export.openvino import OpenVinoExportOptions, export_openvino
 
-    return export_openvino(*args, **kwargs)
+    return export_openvino(source, output, OpenVinoExportOptions(**options))
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +68,11 @@ def photo() -> np.ndarray:
 
 def test_xml_and_ir_folders_open_with_openvino_and_onnx_only_when_asked(tmp_path):
     (tmp_path / "g.xml").write_text("<net/>")
-    assert backend_for(tmp_path / "g.xml").name == "openvino"
-    assert backend_for(tmp_path).name == "openvino"
+    assert backend_for(tmp_path / "g.xml").backend == "openvino"
+    assert backend_for(tmp_path).backend == "openvino"
     assert model_file(tmp_path) == tmp_path / "g.xml"
-    assert backend_for("g.onnx").name == "onnxruntime"
-    assert backend_for("g.onnx", backend="openvino").name == "openvino"
+    assert backend_for("g.onnx").backend == "onnxruntime"
+    assert backend_for("g.onnx", backend="openvino").backend == "openvino"
     with pytest.raises(BackendError, match="opens .xml, .onnx files, not '.engine'"):
         backend_for("g.engine", backend="openvino")
     (tmp_path / "other.xml").write_text("<net/>")
@@ -177,6 +177,24 @@ def test_qdq_file_runs_integer_kernels_and_is_verified_against_onnxruntime(onnx_
 
 
 @needs_openvino
+def test_an_ir_made_from_a_scratch_onnx_records_the_checkpoint_not_the_scratch_path(onnx_fp32, checkpoints, tmp_path):
+    # deploy converts its own ONNX candidate inside the deployment being built (.NAME.*.part/.work/...), which is
+    # renamed or removed afterwards: the IR must name only what lasts, the checkpoint the ONNX file records.
+    scratch = tmp_path / ".deploy.x1y2.part" / ".work" / "onnx-fp32"
+    scratch.mkdir(parents=True)
+    onnx_path = scratch / "onnx-fp32.onnx"
+    onnx_path.write_bytes(onnx_fp32.read_bytes())
+    recorded = read_ir_metadata(_export_ir(onnx_path, tmp_path / "out" / "g.xml", verify=False).path)
+    assert recorded.source_checkpoint == str(checkpoints["ours.pt"].resolve())
+    assert recorded.source_sha256 == read_artifact_metadata(onnx_fp32).source_sha256
+    assert "converted_from" not in recorded.extra and "converted_from_sha256" not in recorded.extra
+    assert not any(".part" in value for value in recorded.to_props().values())
+    # A lasting ONNX file is still recorded as what the IR was converted from.
+    lasting = read_ir_metadata(_export_ir(onnx_fp32, tmp_path / "kept" / "g.xml", verify=False).path)
+    assert lasting.extra["converted_from"] == str(onnx_fp32.resolve())
+
+
+@needs_openvino
 def test_onnx_files_run_through_openvino_like_onnxruntime(onnx_fp32, photo):
     batch = to_model_input([fit_to_size(photo, 64, 64)] * 2)
     with runner_for(onnx_fp32, backend="openvino") as ov, runner_for(onnx_fp32) as ort:
@@ -254,7 +272,7 @@ def test_cli_exports_benches_and_stylizes_an_ir_folder(checkpoints, onnx_int8, o
     assert "verified  int8 vs ONNX Runtime" in result.output
     assert "conv layers on integer kernels" in result.output and "wrote     " in result.output
     bench = runner.invoke(bench_app, [str(onnx_fp32), "--backend", "openvino", "--size", "64x64",
-                                      "--iterations", "2", "--warmup", "1"])
+                                      "--iterations", "2", "--warmup", "1", "--wide"])
     assert bench.exit_code == 0, bench.output
     row = next(line for line in bench.output.splitlines() if line.split()[:1] == [str(onnx_fp32)])
     assert row.split()[1:3] == ["openvino", "fp32"]

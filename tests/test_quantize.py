@@ -11,12 +11,14 @@ import pytest
 from PIL import Image
 
 from cg_export.errors import CgExportError, ParityError
+from cg_export.export.defaults import CALIBRATION_METHODS
 from cg_export.export.onnx import OnnxExportOptions, export_onnx, to_onnx_graph
 from cg_export.export.quantize import (
     DEFAULT_RECIPE,
     Int8Recipe,
     calibration_batches,
     image_facing_convs,
+    int8_next_step,
     quantize_int8,
 )
 from cg_export.images import sample_photographs
@@ -100,6 +102,14 @@ def test_all_unreadable_calibration_folder(tmp_path):
         list(calibration_batches(tmp_path))
 
 
+def test_int8_advice_never_suggests_the_method_just_used():
+    for method in CALIBRATION_METHODS:
+        advice = int8_next_step(method, 12)
+        assert f"--calib-method {method}" not in advice and f"(this was {method})" in advice
+        assert all(f"--calib-method {other}" in advice for other in CALIBRATION_METHODS if other != method)
+        assert "than the 12 it was calibrated on" in advice and "fp16" in advice and "mixed" not in advice
+
+
 def test_int8_needs_photographs(checkpoints, tmp_path):
     with pytest.raises(CgExportError, match="needs --calib"):
         export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(int8=True))
@@ -113,9 +123,15 @@ def test_int8_needs_photographs(checkpoints, tmp_path):
 
 def test_int8_end_to_end_is_gated_and_recorded(checkpoints, photo_folder, tmp_path):
     target = tmp_path / "g_int8.onnx"
-    with pytest.raises(ParityError, match="int8 parity check failed"):
-        export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(int8=True, calib=photo_folder, min_psnr_db=99))
+    with pytest.raises(ParityError, match="int8 parity check failed") as failed:
+        export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(int8=True, calib=photo_folder, min_psnr_db=99,
+                                                                      calib_method="entropy"))
     assert not target.exists()
+    # The advice names what was not tried: the other methods, more photographs than those used, fp16.
+    advice = str(failed.value).split("; ", 1)[1]
+    assert "more (and more typical) photographs of your own than the 3 it was calibrated on (--calib)" in advice
+    assert "--calib-method minmax or --calib-method percentile (this was entropy)" in advice
+    assert "--calib-method entropy" not in advice and advice.endswith("or ship fp16 (--fp16)")
     result = export_onnx(checkpoints["ours.pt"], target, OnnxExportOptions(int8=True, calib=photo_folder, min_psnr_db=0))
     model = onnx.load(str(target))
     assert {p.key: p.value for p in model.metadata_props}["cg_export.precision"] == "int8"
@@ -131,8 +147,8 @@ def test_default_recipe_is_the_measured_one():
 
 
 def test_biases_are_int32_for_ort_and_folded_to_float_for_tensorrt(quantized):
-    from cg_export.check import check_model
     from cg_export.export.quantize import fold_bias_dequantization
+    from cg_export.tensorrt.check import check_model
 
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer}
     int32_dq = [n for n in quantized.graph.node

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from cg_export.images import fit_to_size, read_photo, sample_photographs, to_mod
 from cg_export.models import load_generator
 from cg_export.norm_stats import NORM_STATS, norm_channel_count, split_norm_stats_graphs
 from cg_export.parity import psnr_8bit
+from cg_export.stylize import StylizeOptions, Stylizer, StylizeReport, plan_outputs, stylize_jobs
 from cg_export.tiling import blend_weights, plan_windows, stylize_array
 
 
@@ -191,3 +196,93 @@ def test_uint8_io_graph_takes_camera_bytes(checkpoints, tmp_path, photo):
         expected = to_uint8(runner(to_model_input([image])))[0]
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     assert psnr_8bit(to_model_input([got]), to_model_input([expected])) > 40
+
+
+# ------------------------------------------------------------------------------------------- long runs, reruns
+
+
+def _small_folder(root: Path, photo: np.ndarray, count: int = 3) -> Path:
+    root.mkdir(parents=True)
+    for index in range(count):
+        Image.fromarray(photo[index * 8 : index * 8 + 48, :64]).save(root / f"{'abc'[index]}.png")
+    return root
+
+
+def test_a_tiled_image_shows_a_bar_over_its_tiles(onnx_model, photo, tmp_path):
+    source = tmp_path / "big.png"
+    Image.fromarray(photo[:120, :150]).save(source)
+    shown = _run(onnx_model, source, "-o", tmp_path / "out.png", "--tile", "64")
+    assert shown.exit_code == 0, shown.output
+    assert "big.png:" in shown.stderr and "tile/s" in shown.stderr  # tqdm's bar, on stderr, named for the image
+    quiet = _run(onnx_model, source, "-o", tmp_path / "out2.png", "--tile", "64", "--no-progress")
+    assert quiet.exit_code == 0 and "tile" not in quiet.stderr
+    whole = _run(onnx_model, source, "-o", tmp_path / "out3.png", "--tile", "0")
+    assert whole.exit_code == 0 and "tile/s" not in whole.stderr  # one call: nothing to count
+
+
+def test_skip_existing_leaves_complete_outputs_and_makes_the_rest(onnx_model, photo, tmp_path):
+    inputs = _small_folder(tmp_path / "in", photo)
+    out = tmp_path / "out"
+    assert _run(onnx_model, inputs, "-o", out, "--no-progress").exit_code == 0
+    (out / "a.png").unlink()
+    kept = (out / "b.png").read_bytes()
+    (out / "b.png").write_bytes(kept + b"mark")  # a rerun that skips it leaves it byte for byte
+    result = _run(onnx_model, inputs, "-o", out, "--no-progress", "--skip-existing")
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 of 3 outputs already exist" in " ".join(result.stdout.split())
+    assert (out / "b.png").read_bytes() == kept + b"mark" and Image.open(out / "a.png").size == (64, 48)
+    assert "wrote" in result.stdout and str(out / "a.png") in result.stdout
+    again = _run(onnx_model, inputs, "-o", out, "--no-progress", "--skip-existing")
+    assert again.exit_code == 0 and "all 3 outputs already exist" in again.stdout and "model" not in again.stdout
+    # Without the flag every output is made again.
+    assert _run(onnx_model, inputs, "-o", out, "--no-progress").exit_code == 0
+    assert (out / "b.png").read_bytes() == kept
+
+
+class _SlowSecondCall(OnnxRuntimeRunner):
+    """A real runner whose second inference holds its thread in native code for a while, as one large tile does
+    on a CPU (hashing runs in C without returning to Python, so a signal waits for it like for onnxruntime)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, threads=1)
+        self.calls = 0
+        self.started = threading.Event()
+        self.seconds = 0.0
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 2:
+            self.started.set()
+            began = time.perf_counter()
+            hashlib.pbkdf2_hmac("sha256", b"tile", b"salt", 2_000_000)
+            self.seconds = time.perf_counter() - began
+        return super().infer(batch)
+
+
+def test_ctrl_c_is_acknowledged_at_once_and_says_what_was_finished(onnx_model, photo, tmp_path):
+    jobs = plan_outputs([_small_folder(tmp_path / "in", photo)], tmp_path / "out")
+    heard: list[tuple[float, str]] = []
+    sent: list[float] = []
+
+    def interrupt_during_the_slow_call() -> None:
+        runner.started.wait(30)
+        time.sleep(0.05)
+        sent.append(time.perf_counter())
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _SlowSecondCall(onnx_model) as runner:
+            threading.Thread(target=interrupt_during_the_slow_call, daemon=True).start()
+            report = StylizeReport()
+            with pytest.raises(KeyboardInterrupt) as stopped:
+                stylize_jobs(Stylizer(runner, StylizeOptions(tile=0)), jobs, progress=False, report=report,
+                             on_interrupt=lambda line: heard.append((time.perf_counter(), line)))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    (when, line), = heard
+    # Acknowledged while the native call was still running, not when it returned.
+    assert when - sent[0] < runner.seconds / 2, (when - sent[0], runner.seconds)
+    assert line == f"1 of 3 outputs complete ({tmp_path / 'out' / 'a.png'}); no output was left half-written"
+    assert stopped.value.__notes__ == [line] and report.written == [tmp_path / "out" / "a.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]  # no .part file beside it

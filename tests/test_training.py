@@ -170,9 +170,9 @@ def test_a_run_is_never_overwritten_and_resumes_only_with_its_options(trained):
     result, _ = trained
     data, out = result.run_dir.parent.parent / "data", str(result.run_dir.parent)
     runner = CliRunner()
-    fresh = runner.invoke(app, [str(data), "--name", "swap", "--out", out, "--epochs", "1"])
+    fresh = runner.invoke(app, [str(data), "--name", "swap", "-o", out, "--epochs", "1"])
     assert fresh.exit_code == 1 and "already holds a run; pass --resume" in fresh.stderr
-    changed = runner.invoke(app, [str(data), "--name", "swap", "--out", out, "--resume", "--ngf", "16"])
+    changed = runner.invoke(app, [str(data), "--name", "swap", "-o", out, "--resume", "--ngf", "16"])
     assert changed.exit_code == 1 and "--ngf 16 (saved: 8)" in changed.stderr
     assert "Traceback" not in fresh.output + changed.output
 
@@ -182,8 +182,8 @@ def test_a_run_is_never_overwritten_and_resumes_only_with_its_options(trained):
 
 def test_resume_after_sigkill_ends_with_identical_weights(tmp_path):
     data = make_dataset(tmp_path / "data", 8)
-    args = [str(data), "--out", str(tmp_path / "runs"), "--epochs", "2", "--decay-epoch", "1", "--seed", "7",
-            "--pool-size", "4", "--image-size", "32", "--ngf", "8", "--n-blocks", "2", "--ndf", "8",
+    args = [str(data), "-o", str(tmp_path / "runs"), "--epochs", "2", "--decay-epoch", "1", "--seed", "7",
+            "--pool-size", "4", "--size", "32", "--ngf", "8", "--n-blocks", "2", "--ndf", "8",
             "--log-every", "2", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -304,7 +304,7 @@ def test_a_few_bad_files_are_skipped_and_reported(tmp_path):
 def test_bad_data_roots_fail_in_one_line(tmp_path, setup, expected):
     (tmp_path / "data").mkdir()
     root = setup(tmp_path / "data")
-    result = CliRunner().invoke(app, [str(root), "--name", "run", "--out", str(tmp_path / "runs")])
+    result = CliRunner().invoke(app, [str(root), "--name", "run", "-o", str(tmp_path / "runs")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and expected in result.stderr
     assert "Traceback" not in result.output
@@ -314,14 +314,14 @@ def test_bad_data_roots_fail_in_one_line(tmp_path, setup, expected):
 @pytest.mark.parametrize(
     "options, expected",
     [
-        ({"decay_epoch": 300}, "--decay-epoch 300 must lie between 0 and --epochs 200"),
-        ({"epochs": 50, "decay_epoch": 60}, "--decay-epoch 60 must lie between 0 and --epochs 50"),
-        ({"image_size": 16}, "--image-size 16 is too small"),
-        ({"lr": 0.0}, "--lr must be positive"),
-        ({"batch_size": 0}, "--batch-size must be a positive whole number"),
-        ({"d_layers": 0}, "--d-layers must be a positive whole number"),
-        ({"d_layers": 6}, "--d-layers 6: at most 5"),
-        ({"d_layers": 2, "image_size": 12}, r"the 34x34 PatchGAN \(--d-layers 2\) needs 16 or more"),
+        ({"decay_epoch": 300}, "decay_epoch 300: must lie between 0 and epochs 200"),
+        ({"epochs": 50, "decay_epoch": 60}, "decay_epoch 60: must lie between 0 and epochs 50"),
+        ({"image_size": 16}, "image_size 16: too small"),
+        ({"lr": 0.0}, "lr 0.0: must be positive"),
+        ({"batch_size": 0}, "batch_size 0: must be a positive whole number"),
+        ({"d_layers": 0}, "d_layers 0: must be a positive whole number"),
+        ({"d_layers": 6}, "d_layers 6: at most 5"),
+        ({"d_layers": 2, "image_size": 12}, r"the 34x34 PatchGAN \(d_layers 2\) needs 16 or more"),
     ],
 )
 def test_invalid_options_are_refused(options, expected):

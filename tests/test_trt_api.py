@@ -586,7 +586,7 @@ def test_compatibility_problem_is_quiet_when_nothing_speaks_against():
 
 
 def test_runtime_imports_without_torch():
-    code = ("import sys, cg_export.backends.tensorrt, cg_export.check, cg_export.cli.trt; "
+    code = ("import sys, cg_export.backends.tensorrt, cg_export.tensorrt.check, cg_export.cli.trt; "
             "assert 'torch' not in sys.modules and 'tensorrt' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -630,10 +630,11 @@ def test_cli_trt_reports_the_build(gpu, tmp_path):
 
     app = _trt_app()
     out = tmp_path / "g.engine"
-    args = ["trt", str(generator_onnx()), "--fp16", "-o", str(out), "--min-shape", "1x3x32x32", "--opt-shape",
-            "1x3x64x64", "--max-shape", "2x3x128x128", "--workspace", "64"]
+    args = ["trt", str(generator_onnx()), "--fp16", "-o", str(out), "--size", "64x64", "--size-range", "32x32:128x128",
+            "--batch", "2", "--workspace", "64"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "profile 2x3x32x32 / 2x3x64x64 / 2x3x128x128" in result.output
     assert "built     fp16 engine with TensorRT 11.4.0.106 on NVIDIA Orin (compute capability 8.7)" in result.output
     assert "layers    6 fp16, 2 fp32 (8 layers)" in result.output
     assert "verified  fp16 vs ONNX Runtime: PSNR" in result.output and "g.engine.json" in result.output

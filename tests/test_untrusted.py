@@ -214,7 +214,7 @@ def external_models(exported, tmp_path) -> dict[str, Path]:
 def _open_every_way(path: Path) -> None:
     """What each command does with an ONNX file: read its metadata (info, bench), run it, check it."""
     from cg_export.backends.registry import read_artifact_metadata, runner_for
-    from cg_export.check import check_file
+    from cg_export.tensorrt.check import check_file
 
     read_artifact_metadata(path)
     check_file(path, "trt=10.3")
@@ -230,8 +230,8 @@ def _open_every_way(path: Path) -> None:
 ])
 def test_external_data_outside_the_model_folder_is_refused_everywhere(external_models, kind, message):
     from cg_export.backends.registry import read_artifact_metadata, runner_for
-    from cg_export.check import check_file
     from cg_export.errors import CgExportError
+    from cg_export.tensorrt.check import check_file
 
     path = external_models[kind]
     for step in (lambda: read_artifact_metadata(path), lambda: check_file(path, "trt=10.3"),
@@ -290,7 +290,7 @@ def test_corrupt_training_state_is_one_line_on_resume(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     torch.save({"format": STATE_FORMAT, "version": 1, "options": {}}, run / STATE_FILE)
-    result = CliRunner().invoke(app, [str(tmp_path), "--name", "r", "--out", str(tmp_path / "runs"), "--resume"])
+    result = CliRunner().invoke(app, [str(tmp_path), "--name", "r", "-o", str(tmp_path / "runs"), "--resume"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the training state lacks dataset" in result.output and result.output.count("\n") == 1
     state = {"format": STATE_FORMAT, "version": 1, "options": {}, "dataset": {}, "epoch": 1, "step_in_epoch": 0,
@@ -431,8 +431,9 @@ def test_python_dash_m_cg_export_is_cg_export():
                             timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("cg-export ")
     listed = subprocess.run([sys.executable, "-m", "cg_export", "list"], capture_output=True, text=True, timeout=120)
-    rows = dict(line.split(None, 1) for line in listed.stdout.splitlines())
+    rows = dict(line.split(None, 1) for line in listed.stdout.splitlines() if len(line.split(None, 1)) == 2)
     assert "resnet_9blocks" in rows and "M parameters" in rows["resnet_9blocks"] and "ngf 64" in rows["resnet_9blocks"]
+    assert "onnx" in rows and ".onnx" in rows["onnx"] and "ONNX Runtime" in rows["onnx"]
 
 
 def test_readme_library_snippet_runs_as_written(checkpoints, tmp_path, monkeypatch):

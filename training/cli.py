@@ -11,10 +11,20 @@ prefer_passive_waiting()
 
 import typer  # noqa: E402
 
-from cg_export.cli.common import new_app, reports_errors  # noqa: E402
-from cg_export.cli.options import threads_option  # noqa: E402
+from cg_export.cli.aliases import Alias, with_aliases  # noqa: E402
+from cg_export.cli.common import new_app, parse_size, reports_errors  # noqa: E402
+from cg_export.cli.options import (  # noqa: E402
+    batch_option,
+    device_option,
+    output_option,
+    progress_option,
+    size_option,
+    threads_option,
+)
 from cg_export.cli.version import run_app  # noqa: E402
+from training.errors import TrainingOptionError  # noqa: E402
 from training.options import TrainOptions  # noqa: E402
+from training.trainer import DEFAULT_OUT  # noqa: E402
 
 #: The defaults the help quotes: the library's own (every unset option reaches it as ``None``).
 DEFAULTS = TrainOptions()
@@ -27,23 +37,27 @@ def _on_off(value: bool) -> str:
 app = new_app("Train CycleGAN on unpaired images; writes G_AB.pt and G_BA.pt that cg-export onnx takes as they are.")
 
 
-@app.command()
+#: The spellings cg-train had before the shared vocabulary (cg_export.cli.options).
+OLD_SPELLINGS = (Alias("--out", "--output"), Alias("--image-size", "--size"), Alias("--batch-size", "--batch"))
+
+
+@app.command(cls=with_aliases(*OLD_SPELLINGS))
 @reports_errors
 def train_command(
     dataroot: Path = typer.Argument(..., help="Data root holding trainA/ and trainB/ (or train/A/ and train/B/)."),
-    name: str = typer.Option(..., "--name", help="Run name: outputs go to OUT/NAME/."),
-    out: Path | None = typer.Option(None, "--out", help="Folder of runs (default: runs)."),
+    name: str = typer.Option(..., "--name", help="Run name: outputs go to OUTPUT/NAME/."),
+    out: Path | None = output_option(f"Folder of runs (default: {DEFAULT_OUT})."),
     epochs: int | None = typer.Option(None, help=f"Total epochs (default: {DEFAULTS.epochs})."),
     decay_epoch: int | None = typer.Option(None, help="Epoch from which the learning rate decays linearly to zero at "
                                            f"--epochs (default: half of --epochs, {DEFAULTS.epochs // 2})."),
-    image_size: int | None = typer.Option(None, help="Side of the square training crops "
-                                          f"(default: {DEFAULTS.image_size})."),
-    batch_size: int | None = typer.Option(None, help="Images per domain per step, per process under "
-                                          f"torchrun (default: {DEFAULTS.batch_size})."),
+    image_size: str | None = size_option("Size of the square training crops, N or NxN",
+                                         default=(DEFAULTS.image_size, DEFAULTS.image_size)),
+    batch_size: int | None = batch_option("Images per domain per training step, per process under torchrun "
+                                          f"(default: {DEFAULTS.batch_size})."),
     arch: str | None = typer.Option(None, help=f"Generator architecture (default: {DEFAULTS.arch}; also "
                                     "resnet_upsample, resnet_6blocks, unet_256, ...; see cg-export list)."),
     n_blocks: int | None = typer.Option(None, help="Residual blocks of a ResNet generator (default: the arch's)."),
-    ngf: int | None = typer.Option(None, help="Width of the generator's first layer (default: 64)."),
+    ngf: int | None = typer.Option(None, help="Width of the generator's first layer (default: the arch's)."),
     ndf: int | None = typer.Option(None, help=f"Width of the discriminators' first layer (default: {DEFAULTS.ndf})."),
     d_layers: int | None = typer.Option(None, help="Stride-2 stages of the PatchGAN discriminators: 3 judges 70x70 "
                                         "patches, 2 34x34, 1 16x16 (default: "
@@ -55,8 +69,7 @@ def train_command(
                                            f"(default: {DEFAULTS.lambda_id:g})."),
     pool_size: int | None = typer.Option(None, help="Replay buffer size per direction, 0 = off "
                                          f"(default: {DEFAULTS.pool_size})."),
-    device: str | None = typer.Option(None, help=f"auto, cpu, cuda or cuda:N (default: {DEFAULTS.device} = CUDA if "
-                                      "available; under torchrun each process takes cuda:LOCAL_RANK)."),
+    device: str | None = device_option(),
     amp: bool | None = typer.Option(None, "--amp/--no-amp",
                                     help=f"Mixed precision on CUDA (default: {_on_off(DEFAULTS.amp)})."),
     channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last",
@@ -70,28 +83,26 @@ def train_command(
                                          f"(default: {DEFAULTS.log_every})."),
     samples: int | None = typer.Option(None, help="Images per domain in each epoch's sample grid "
                                        f"(default: {DEFAULTS.samples})."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per epoch."),
+    progress: bool = progress_option(),
     threads: int | None = threads_option(),
 ) -> None:
     """Train CycleGAN (LSGAN, cycle and identity L1 losses, PatchGAN (70x70), replay buffer, linear LR decay).
 
     On several GPUs or machines start it with torchrun: torchrun --nproc-per-node 4 -m training.cli DATA --name N
+    (each process then trains on cuda:LOCAL_RANK).
     """
-    from cg_export.errors import CgExportError
-    from cg_export.threads import threads as thread_settings
-    from training.trainer import DEFAULT_OUT, STATE_FILE, train
+    from cg_export.threads import torch_threads
+    from training.trainer import STATE_FILE, train
 
-    if threads is not None and threads < 1:
-        raise CgExportError(f"--threads {threads}: expected 1 or more")
-    # PyTorch's default (one thread per machine core) is many times slower on a shared or quota-limited machine.
     try:
-        with thread_settings(threads):
+        # PyTorch's default (one thread per machine core) is many times slower on a shared or quota-limited machine.
+        with torch_threads(threads):
             train(
                 dataroot, name, out=out, resume=resume, progress=progress,
-                epochs=epochs, decay_epoch=decay_epoch, image_size=image_size, batch_size=batch_size, arch=arch,
-                n_blocks=n_blocks, ngf=ngf, ndf=ndf, d_layers=d_layers, lr=lr, lambda_cyc=lambda_cyc, lambda_id=lambda_id,
-                pool_size=pool_size, device=device, amp=amp, channels_last=channels_last, seed=seed,
-                save_every=save_every, workers=workers, log_every=log_every, samples=samples,
+                epochs=epochs, decay_epoch=decay_epoch, image_size=square_side(image_size), batch_size=batch_size,
+                arch=arch, n_blocks=n_blocks, ngf=ngf, ndf=ndf, d_layers=d_layers, lr=lr, lambda_cyc=lambda_cyc,
+                lambda_id=lambda_id, pool_size=pool_size, device=device, amp=amp, channels_last=channels_last,
+                seed=seed, save_every=save_every, workers=workers, log_every=log_every, samples=samples,
             )
     except KeyboardInterrupt as exc:
         saved = (out or DEFAULT_OUT).expanduser() / name / STATE_FILE
@@ -99,6 +110,20 @@ def train_command(
             "nothing was saved yet: start it again without --resume")
         typer.echo(f"interrupted; {hint}", err=True)
         raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
+
+
+def square_side(size: str | None) -> int | None:
+    """``--size N`` or ``NxN`` -> ``N``; training crops are square.
+
+    Raises:
+        TrainingOptionError: a size that is not square.
+    """
+    if size is None:
+        return None
+    height, width = parse_size(size, "--size")
+    if height != width:
+        raise TrainingOptionError("image_size", size, "training crops are square: give N or NxN")
+    return height
 
 
 def main() -> None:

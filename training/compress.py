@@ -52,7 +52,7 @@ from cg_export.models.registry import create_generator
 from training.cyclegan import LinearDecay
 from training.data import augment, scan_domain
 from training.discriminator import PatchDiscriminator
-from training.errors import DatasetError, TrainingError
+from training.errors import DatasetError, TrainingError, TrainingOptionError
 from training.random_state import capture_global_rng, restore_global_rng, seed_everything
 from training.trainer import print_report, resolve_device
 
@@ -150,30 +150,33 @@ class CompressOptions:
         """Check every value.
 
         Raises:
-            TrainingError: naming the first bad option and what it accepts.
+            TrainingOptionError: naming the first bad option (its field) and what it accepts.
         """
         for name in ("budget_size", "epochs", "image_size", "batch_size", "log_every", "samples"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         for name in ("ngf", "n_blocks", "save_every", "macs"):
             value = getattr(self, name)
             if value is not None and (int(value) != value or value < 1):
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         if self.ratio is not None and self.macs is not None:
-            raise TrainingError("give --ratio or --macs, not both: each sets the student's MAC budget")
+            raise TrainingOptionError("ratio", None, "give {ratio} or {macs}, not both: each sets the student's MAC "
+                                      "budget")
         if self.ratio is not None and not self.ratio > 1:
-            raise TrainingError(f"--ratio {self.ratio} must be above 1: the student must be smaller than the teacher")
+            raise TrainingOptionError("ratio", self.ratio, "must be above 1: the student must be smaller than the "
+                                      "teacher")
         if self.decay_epoch is None or not 0 <= self.decay_epoch <= self.epochs:
-            raise TrainingError(f"--decay-epoch {self.decay_epoch} must lie between 0 and --epochs {self.epochs}")
+            raise TrainingOptionError("decay_epoch", self.decay_epoch, f"must lie between 0 and {{epochs}} {self.epochs}")
         if not self.lr > 0:
-            raise TrainingError(f"--lr must be positive, not {self.lr!r}")
+            raise TrainingOptionError("lr", repr(self.lr), "must be positive")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise TrainingError("Adam betas must lie in [0, 1)")
-        if min(self.lambda_recon, self.lambda_distill, self.lambda_gan) < 0:
-            raise TrainingError("--lambda-recon, --lambda-distill and --lambda-gan must not be negative")
+        for name in ("lambda_recon", "lambda_distill", "lambda_gan"):
+            if getattr(self, name) < 0:
+                raise TrainingOptionError(name, getattr(self, name), "must not be negative")
         if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise TrainingError(f"--seed must lie in [0, 2**63), not {self.seed}")
+            raise TrainingOptionError("seed", self.seed, "must lie in [0, 2**63)")
 
 
 def _flag(name: str) -> str:
@@ -589,8 +592,8 @@ class _Run:
                                      n_blocks=options.n_blocks, budget_size=options.budget_size)
         multiple = int(getattr(loaded.model, "size_multiple", 4))
         if options.image_size % multiple:
-            raise TrainingError(f"--image-size {options.image_size} does not fit the teacher: it must be a "
-                                f"multiple of {multiple}")
+            raise TrainingOptionError("image_size", options.image_size, "does not fit the teacher: it must be a "
+                                      f"multiple of {multiple}")
         D = load_discriminator(discriminator) if discriminator is not None else None
         if state is not None and (D is not None) != bool(state["has_discriminator"]):
             raise TrainingError("this run was started " + ("with" if state["has_discriminator"] else "without")

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from cg_export.models import create_generator
 from cg_export.models.init import init_weights
 from training.discriminator import PatchDiscriminator
-from training.errors import TrainingError
+from training.errors import TrainingOptionError
 from training.options import TrainOptions
 from training.replay_buffer import ReplayBuffer
 
@@ -79,9 +79,8 @@ class CycleGAN:
         self.G_BA = init_weights(create_generator(options.arch, **generator_kwargs(options)))
         multiple = int(getattr(self.G_AB, "size_multiple", 1))
         if options.image_size % multiple:
-            raise TrainingError(
-                f"--image-size {options.image_size} does not fit {options.arch}: it must be a multiple of {multiple}"
-            )
+            raise TrainingOptionError("image_size", options.image_size,
+                                      f"does not fit {options.arch}: it must be a multiple of {multiple}")
         self.D_A = init_weights(PatchDiscriminator(ndf=options.ndf, n_layers=options.d_layers))
         self.D_B = init_weights(PatchDiscriminator(ndf=options.ndf, n_layers=options.d_layers))
         cuda = device.type == "cuda"

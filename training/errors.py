@@ -3,7 +3,7 @@ command line prints them on one line and exits non-zero, like every other comman
 
 from __future__ import annotations
 
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 
 
 class DatasetError(CgExportError, ValueError):
@@ -12,3 +12,7 @@ class DatasetError(CgExportError, ValueError):
 
 class TrainingError(CgExportError, ValueError):
     """Training options are invalid, or a run folder cannot be started or resumed as asked."""
+
+
+class TrainingOptionError(OptionError, TrainingError):
+    """A training option has a value it cannot take; carries the field, so the command line names its flag."""

@@ -11,8 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from cg_export.devices import DEFAULT_DEVICE
 from training.discriminator import receptive_field, smallest_input
-from training.errors import TrainingError
+from training.errors import TrainingError, TrainingOptionError
 
 #: The deepest discriminator ``--d-layers`` builds (286x286 patches, pix2pix's deepest named one).
 MAX_D_LAYERS = 5
@@ -72,7 +73,7 @@ class TrainOptions:
     lambda_cyc: float = 10.0
     lambda_id: float = 5.0
     pool_size: int = 50
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     amp: bool = False
     channels_last: bool = False
     seed: int | None = None
@@ -117,42 +118,39 @@ class TrainOptions:
         """Check every value.
 
         Raises:
-            TrainingError: naming the first bad option and what it accepts.
+            TrainingOptionError: naming the first bad option (its field) and what it accepts.
         """
         positive = {"epochs": self.epochs, "image_size": self.image_size, "batch_size": self.batch_size,
                     "ndf": self.ndf, "d_layers": self.d_layers, "log_every": self.log_every, "samples": self.samples}
         for name, value in positive.items():
             if int(value) != value or value < 1:
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         for name, value in {"ngf": self.ngf, "save_every": self.save_every}.items():
             if value is not None and (int(value) != value or value < 1):
-                raise TrainingError(f"--{_flag(name)} must be a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be a positive whole number")
         for name, value in {"n_blocks": self.n_blocks, "workers": self.workers, "pool_size": self.pool_size}.items():
             if value is not None and (int(value) != value or value < 0):
-                raise TrainingError(f"--{_flag(name)} must be zero or a positive whole number, not {value!r}")
+                raise TrainingOptionError(name, repr(value), "must be zero or a positive whole number")
         if self.decay_epoch is None or not 0 <= self.decay_epoch <= self.epochs:
-            raise TrainingError(
-                f"--decay-epoch {self.decay_epoch} must lie between 0 and --epochs {self.epochs} "
-                "(the learning rate decays linearly from it to zero at --epochs)"
+            raise TrainingOptionError(
+                "decay_epoch", self.decay_epoch, f"must lie between 0 and {{epochs}} {self.epochs} "
+                "(the learning rate decays linearly from it to zero at {epochs})"
             )
         if not self.lr > 0:
-            raise TrainingError(f"--lr must be positive, not {self.lr!r}")
+            raise TrainingOptionError("lr", repr(self.lr), "must be positive")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise TrainingError("Adam betas must lie in [0, 1)")
-        if self.lambda_cyc < 0 or self.lambda_id < 0:
-            raise TrainingError("--lambda-cyc and --lambda-id must not be negative")
+        for name in ("lambda_cyc", "lambda_id"):
+            if getattr(self, name) < 0:
+                raise TrainingOptionError(name, getattr(self, name), "must not be negative")
         if self.d_layers > MAX_D_LAYERS:
-            raise TrainingError(f"--d-layers {self.d_layers}: at most {MAX_D_LAYERS} "
-                                f"(judges {receptive_field(MAX_D_LAYERS)}x{receptive_field(MAX_D_LAYERS)} patches)")
+            raise TrainingOptionError("d_layers", self.d_layers, f"at most {MAX_D_LAYERS} (judges "
+                                      f"{receptive_field(MAX_D_LAYERS)}x{receptive_field(MAX_D_LAYERS)} patches)")
         if self.image_size < smallest_input(self.d_layers):
             # Each stride-2 stage halves the crop and the two last 4x4 convolutions take 2 px more, so a smaller
             # crop leaves the PatchGAN no output, or a single value.
             field = receptive_field(self.d_layers)
-            raise TrainingError(f"--image-size {self.image_size} is too small: the {field}x{field} PatchGAN "
-                                f"(--d-layers {self.d_layers}) needs {smallest_input(self.d_layers)} or more")
+            raise TrainingOptionError("image_size", self.image_size, f"too small: the {field}x{field} PatchGAN "
+                                      f"({{d_layers}} {self.d_layers}) needs {smallest_input(self.d_layers)} or more")
         if self.seed is not None and not 0 <= self.seed < 2**63:
-            raise TrainingError(f"--seed must lie in [0, 2**63), not {self.seed}")
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+            raise TrainingOptionError("seed", self.seed, "must lie in [0, 2**63)")

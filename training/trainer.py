@@ -43,7 +43,7 @@ from training.cyclegan import LOSS_NAMES, CycleGAN
 from training.data import EpochBatches, UnpairedImages
 from training.discriminator import receptive_field
 from training.distributed import Processes, make_data_parallel
-from training.errors import TrainingError
+from training.errors import TrainingError, TrainingOptionError
 from training.options import RESUMABLE_CHANGES, TrainOptions
 from training.random_state import capture_global_rng, restore_global_rng, seed_everything
 
@@ -97,12 +97,12 @@ def resolve_device(spec: str) -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise TrainingError(f"--device {spec!r}: use auto, cpu, cuda or cuda:N")
+        raise TrainingOptionError("device", repr(spec), "use auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"--device {spec}: PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
+            raise TrainingOptionError("device", spec, "PyTorch sees no CUDA GPU here; use {device} cpu (or auto)")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TrainingError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise TrainingOptionError("device", spec, f"only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
 
 

@@ -9,8 +9,8 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "from cg_demo.data import make_demo_dataset; make_demo_dataset('/tmp/demo256', size=256, train_per_domain=240, test_per_domain=16)"
-timeout "$budget" python3 -m training.cli /tmp/demo256 --name poster --out /tmp/runs --epochs 100 --decay-epoch 50 \
-    --image-size 256 --device cuda --seed 0 > "$out/train.log" 2>&1
+timeout "$budget" python3 -m training.cli /tmp/demo256 --name poster -o /tmp/runs --epochs 100 --decay-epoch 50 \
+    --size 256 --device cuda --seed 0 > "$out/train.log" 2>&1
 echo "trainer exit $? (124 = stopped by the time budget; the last completed epoch was saved)"
 tr '\r' '\n' < "$out/train.log" | grep -E "it/s|epoch [0-9]+ +G" | tail -n 6
 cp /tmp/runs/poster/losses.jsonl "$out/" 2>/dev/null

@@ -23,7 +23,7 @@ class ModelInfo:
     """What a runner knows about its model once it has opened it, so no other module reopens the file.
 
     Attributes:
-        backend: The backend's name in :data:`cg_export.backends.registry.BACKENDS`.
+        backend: The runtime's name (:attr:`cg_export.formats.Format.backend`).
         path: The model file (``None`` for a module given in memory).
         metadata: What the artifact records about itself (precision, layout, size multiple, architecture, source).
         static_size: ``(height, width)`` when the model takes only that size, else ``None``.

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from cg_export.backends.base import ModelInfo, Runner
-from cg_export.backends.registry import ONNXRUNTIME_HINT
 from cg_export.errors import BackendError
 from cg_export.external_data import check_external_data
+from cg_export.formats import format_named
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
 from cg_export.model_limits import check_model_limits, out_of_memory_error
 from cg_export.optional import import_optional
@@ -24,11 +24,18 @@ from cg_export.threads import ThreadSettings, check_threads
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+# Short names the command line takes for the providers (``--provider cuda``).
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
 
 
 def import_onnxruntime() -> Any:
     """Import onnxruntime or raise a one-line :class:`MissingDependencyError` saying how to install it."""
-    return import_optional("onnxruntime", "to run ONNX models", ONNXRUNTIME_HINT)
+    return import_optional("onnxruntime", "to run ONNX models", format_named("onnx").requirement.install)
 
 
 def static_dims(session: Any) -> tuple[tuple[int, int] | None, int | None]:
@@ -76,8 +83,8 @@ class OnnxRuntimeRunner(Runner):
 
     Args:
         model_path: The ``.onnx`` file.
-        providers: Execution providers in order of preference; ``None`` takes the best installed
-            (TensorRT, then CUDA, then CPU).
+        providers: Execution providers in order of preference (full names, or ``cpu``/``cuda``/``tensorrt``);
+            ``None`` takes the best installed (TensorRT, then CUDA, then CPU).
         threads: Intra-op threads; ``None``: the cores this process may use (:func:`cg_export.threads.default_threads`).
     """
 
@@ -87,7 +94,7 @@ class OnnxRuntimeRunner(Runner):
         super().__init__()
         check_threads(threads, "threads")
         self.model_path = Path(model_path)
-        self.requested_providers = providers
+        self.requested_providers = [PROVIDER_ALIASES.get(p.lower(), p) for p in providers] if providers else None
         self.threads = threads
         self.session: Any = None
         self._derived: tuple[Any, Any] | None = None

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from cg_export.backends.base import ModelInfo, Runner
-from cg_export.backends.registry import OPENVINO_HINT
 from cg_export.errors import BackendError
+from cg_export.formats import format_named, format_of_suffix
 from cg_export.metadata import PREFIX, ArtifactMetadata
 from cg_export.optional import import_optional
 from cg_export.threads import ThreadSettings
@@ -46,11 +46,12 @@ INFERENCE_PRECISIONS = ("f32", "bf16", "f16")
 # The layer types whose kernels say whether a model runs in int8 (they hold nearly all of a generator's MACs).
 HEAVY_LAYERS = ("Convolution", "Deconvolution")
 INTEGER_PRECISIONS = ("i8", "u8")
+_INSTALL = format_named("openvino").requirement.install
 
 
 def import_openvino() -> Any:
     """Import openvino or raise a one-line :class:`MissingDependencyError` naming the ``[openvino]`` extra."""
-    return import_optional("openvino", "to run and export OpenVINO models", OPENVINO_HINT)
+    return import_optional("openvino", "to run and export OpenVINO models", _INSTALL)
 
 
 def rt_info_props(model: Any) -> dict[str, str]:
@@ -80,7 +81,7 @@ def read_ir_metadata(path: str | Path) -> ArtifactMetadata:
         BackendError: the file is not a readable IR, or its metadata is broken.
     """
     path = Path(path)
-    if path.suffix.lower() == ".onnx":
+    if format_of_suffix(path.suffix) is format_named("onnx"):
         from cg_export.metadata import read_onnx_metadata
 
         return read_onnx_metadata(path)
@@ -261,9 +262,10 @@ class OpenVinoRunner(Runner):
         ov = import_openvino()
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such model file")
-        if self.model_path.suffix.lower() == ".xml" and not self.model_path.with_suffix(".bin").is_file():
+        is_onnx = format_of_suffix(self.model_path.suffix) is format_named("onnx")
+        if not is_onnx and not self.model_path.with_suffix(".bin").is_file():
             raise BackendError(f"{self.model_path}: its weights {self.model_path.with_suffix('.bin').name} are missing")
-        if self.model_path.suffix.lower() == ".onnx":
+        if is_onnx:
             # OpenVINO reads an ONNX file's external data itself: only from inside the model's own folder.
             from cg_export.external_data import check_external_data
             from cg_export.model_limits import check_model_limits
@@ -408,7 +410,7 @@ def split_norm_stats_models(model: Any) -> tuple[Any, Any]:
         BackendError: the model has no such MVN, or one normalises another way.
     """
     ov = import_openvino()
-    ops = import_optional("openvino.opset13", "to run and export OpenVINO models", OPENVINO_HINT)
+    ops = import_optional("openvino.opset13", "to run and export OpenVINO models", _INSTALL)
 
     def norms_of(graph: Any) -> list[Any]:
         found = [op for op in graph.get_ordered_ops() if op.get_type_name() == "MVN"]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from cg_export.backends.base import ModelInfo, Runner
+from cg_export.devices import DEFAULT_DEVICE, is_auto
 from cg_export.errors import BackendError
 from cg_export.metadata import ArtifactMetadata
 from cg_export.threads import check_threads
@@ -21,7 +22,8 @@ class TorchRunner(Runner):
 
     Args:
         model: The generator (any device/dtype; it is moved on ``activate()``).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        device: ``"auto"`` (the default, :data:`cg_export.devices.DEFAULT_DEVICE`: CUDA when PyTorch sees a GPU,
+            else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         half: Compute in float16 (inputs and outputs stay float32 on the host).
         channels_last: Use the channels-last memory format (faster convolutions on tensor-core GPUs).
         source: What is known of the checkpoint the model came from (its format and content hash), for ``info``.
@@ -32,7 +34,7 @@ class TorchRunner(Runner):
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, device: str = "cpu", half: bool = False, channels_last: bool = False,
+    def __init__(self, model: nn.Module, device: str = DEFAULT_DEVICE, half: bool = False, channels_last: bool = False,
                  source: ArtifactMetadata | None = None, path: Path | None = None, threads: int | None = None):
         super().__init__()
         check_threads(threads, "threads")
@@ -60,6 +62,8 @@ class TorchRunner(Runner):
     from_file = from_checkpoint
 
     def _activate(self) -> None:
+        if is_auto(self.device):  # resolved here, not in __init__: nothing touches the GPU before activate()
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if str(self.device).startswith("cuda") and not torch.cuda.is_available():
             raise BackendError(
                 f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"

@@ -39,7 +39,6 @@ from cg_export.bench.running import (
     run_benchmark,
 )
 from cg_export.bench.targets import (
-    PROVIDER_ALIASES,
     REFERENCE_HINT,
     BenchTarget,
     Reference,
@@ -53,17 +52,23 @@ from cg_export.bench.timing import (
     MIN_SAMPLES,
     LatencyStats,
     TimingSettings,
+    format_speedup,
+    speedup,
     time_calls,
     time_device_runs,
 )
 from cg_export.bench.writers import (
+    SHORT_HEADER,
     TABLE_HEADER,
+    TABLE_WIDTH,
+    baselines,
     describe_row,
     format_ms,
     format_table,
     format_value,
     progress_line,
     rich_table,
+    row_status,
     table_cells,
     to_markdown,
     write_markdown,
@@ -71,12 +76,13 @@ from cg_export.bench.writers import (
 
 __all__ = [
     "DEFAULT_BATCHES", "DEFAULT_DURATION_S", "DEFAULT_SIZES", "DEFAULT_THRESHOLD_PCT", "DEFAULT_WARMUP",
-    "LATENCY_KEYS", "MIN_SAMPLES", "PLOT_HINT", "PROVIDER_ALIASES", "REFERENCE_HINT", "RESULT_KEYS", "TABLE_HEADER",
+    "LATENCY_KEYS", "MIN_SAMPLES", "PLOT_HINT", "REFERENCE_HINT", "RESULT_KEYS", "SHORT_HEADER",
+    "TABLE_HEADER", "TABLE_WIDTH",
     "BenchReport", "BenchResult", "BenchTarget", "ComparedRow", "Comparison", "LatencyStats", "MemoryProbe",
     "Reference", "ReferenceOutputs", "TimingSettings",
-    "backend_label", "backend_of_file", "compare_reports", "describe_environment", "describe_row", "find_reference",
-    "format_comparison", "format_ms", "format_table", "format_value", "import_pyplot", "load_report",
-    "photograph_batch", "progress_line", "resolve_threshold", "rich_table", "run_benchmark", "table_cells",
+    "backend_label", "backend_of_file", "baselines", "compare_reports", "describe_environment", "describe_row", "find_reference",
+    "format_comparison", "format_ms", "format_speedup", "format_table", "format_value", "import_pyplot", "load_report",
+    "photograph_batch", "progress_line", "resolve_threshold", "rich_table", "row_status", "run_benchmark", "speedup", "table_cells",
     "targets_from_files", "time_calls", "time_device_runs", "to_markdown", "write_json", "write_markdown",
     "write_plot",
 ]

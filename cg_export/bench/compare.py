@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cg_export.bench.report import BenchReport
 from cg_export.bench.writers import format_ms
-from cg_export.errors import CgExportError
+from cg_export.errors import OptionError
 
 DEFAULT_THRESHOLD_PCT = 10.0
 
@@ -54,11 +54,11 @@ def resolve_threshold(threshold_pct: float | None) -> float:
     """The regression threshold in percent: the default (10) for ``None``.
 
     Raises:
-        CgExportError: a negative threshold.
+        OptionError: (field ``threshold_pct``) a negative threshold.
     """
     threshold = DEFAULT_THRESHOLD_PCT if threshold_pct is None else threshold_pct
     if not threshold >= 0:
-        raise CgExportError(f"--threshold {threshold}: must be 0 or more (percent)")
+        raise OptionError("threshold_pct", threshold, "must be 0 or more (percent)")
     return threshold
 
 
@@ -72,7 +72,7 @@ def compare_reports(baseline: BenchReport, current: BenchReport, threshold_pct: 
             ran in the baseline and does not run now.
 
     Raises:
-        CgExportError: a negative threshold.
+        OptionError: (field ``threshold_pct``) a negative threshold.
     """
     threshold = resolve_threshold(threshold_pct)
     base = {r.key: r for r in baseline.results}

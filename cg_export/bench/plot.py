@@ -8,9 +8,9 @@ from typing import Any
 from cg_export.bench.report import BenchReport
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output
-from cg_export.optional import import_optional
+from cg_export.optional import extra_hint, import_optional
 
-PLOT_HINT = 'pip install matplotlib (or "cg-export[plot]")'
+PLOT_HINT = extra_hint("plot")
 
 
 def import_pyplot() -> Any:

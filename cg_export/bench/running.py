@@ -1,7 +1,7 @@
 """Running a benchmark: every target at every size and batch size, timed, measured and compared with the reference.
 
 A target that cannot open, or a size it cannot run, becomes an unavailable row with the reason; the others still
-run. Nothing here knows which runtime a target uses: runners are opened through the backends table and describe
+run. Nothing here knows which runtime a target uses: runners are opened through the formats table and describe
 their own model (:attr:`~cg_export.backends.Runner.info`).
 """
 
@@ -275,12 +275,12 @@ def _compare(label: str, expected: np.ndarray, output: np.ndarray) -> tuple[floa
 
 
 def backend_of_file(path: Path | None) -> str:
-    """The backend the backends table picks for a model file (``torch``, ``onnxruntime``, ``tensorrt``), for rows
+    """The runtime the formats table picks for a model file (``torch``, ``onnxruntime``, ``tensorrt``), for rows
     that could not even open a runner."""
     if path is None:
         return "unknown"
     try:
-        return backend_for(path).name
+        return backend_for(path).backend
     except CgExportError:
         return "unknown"
 

@@ -1,7 +1,7 @@
 """What to benchmark (:class:`BenchTarget`) and what to measure parity against (:class:`Reference`).
 
-Which runtime opens a file, and what an exported file records about its source checkpoint, come from the backends
-table (:mod:`cg_export.backends.registry`); nothing here looks at a file's suffix.
+Which runtime opens a file, and what an exported file records about its source checkpoint, come from the formats
+table (:mod:`cg_export.formats`, through :mod:`cg_export.backends`); nothing here looks at a file's suffix.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cg_export.backends import Runner, backend_for, is_checkpoint, model_file, runner_for
-from cg_export.backends.registry import backend_named, read_artifact_metadata
-from cg_export.errors import CgExportError
+from cg_export.backends.registry import read_artifact_metadata
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import sha256_of
+from cg_export.formats import format_named
 from cg_export.metadata import ArtifactMetadata
 from cg_export.threads import check_threads
 
-PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-    "trt": "TensorrtExecutionProvider",
-}
 REFERENCE_HINT = "pass --reference CHECKPOINT to measure parity"
 
 
@@ -52,12 +47,13 @@ def targets_from_files(
     backend: str | None = None,
     threads: int | None = None,
 ) -> list[BenchTarget]:
-    """One target per model file; the backends table picks its runtime (:func:`~cg_export.backends.runner_for`).
+    """One target per model file; the formats table picks its runtime (:func:`~cg_export.backends.runner_for`).
 
     Args:
-        paths: ``.pt``/``.pth`` (PyTorch), ``.onnx`` (ONNX Runtime), ``.engine``/``.plan`` (TensorRT), or a
-            folder ``cg-export deploy`` wrote (its chosen artifact; the label stays the folder).
-        device: PyTorch device (``cpu``, ``cuda``, ``cuda:1``); default ``cpu``.
+        paths: Model files of any format of :data:`cg_export.formats.FORMATS`, or a folder ``cg-export deploy``
+            wrote (its chosen artifact; the label stays the folder).
+        device: PyTorch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``); default
+            :data:`cg_export.devices.DEFAULT_DEVICE`.
         half: Run PyTorch checkpoints in fp16.
         channels_last: Run PyTorch checkpoints in the channels-last memory format.
         provider: ONNX Runtime execution provider (``CUDAExecutionProvider`` or ``cpu``/``cuda``/``tensorrt``);
@@ -71,7 +67,7 @@ def targets_from_files(
     """
     check_threads(threads)
     options = {"device": device, "half": half, "channels_last": channels_last, "threads": threads,
-               "providers": [PROVIDER_ALIASES.get(provider.lower(), provider)] if provider else None}
+               "providers": [provider] if provider else None}
     targets = []
     for given in map(Path, paths):
         backend_for(given, backend)  # an unknown kind of file is refused before anything runs
@@ -112,10 +108,10 @@ def find_reference(models: Iterable[str | Path], reference: str | Path | None = 
     if reference is not None:
         reference = Path(reference)
         if not is_checkpoint(reference):
-            suffixes = " or ".join(backend_named("torch").suffixes)
-            raise CgExportError(f"--reference {reference}: expected a PyTorch checkpoint ({suffixes})")
+            suffixes = " or ".join(format_named("torch").suffixes)
+            raise OptionError("reference", reference, f"expected a PyTorch checkpoint ({suffixes})")
         if not reference.is_file():
-            raise CgExportError(f"--reference {reference}: no such file")
+            raise OptionError("reference", reference, "no such file")
         return Reference(reference, "given with --reference")
     paths = [model_file(m) for m in models]
     for path in paths:

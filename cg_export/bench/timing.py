@@ -6,6 +6,7 @@ time their compute alone through :meth:`~cg_export.backends.Runner.compute_timer
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.errors import CgExportError
+from cg_export.errors import OptionError
 
 DEFAULT_WARMUP = 3
 # trtexec's default measuring time; on a slow CPU a duration-based run still takes at least MIN_SAMPLES samples so
@@ -21,6 +22,16 @@ DEFAULT_WARMUP = 3
 DEFAULT_DURATION_S = 3.0
 MIN_SAMPLES = 5
 LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max")
+
+
+def speedup(reference_ms: float, latency_ms: float) -> float:
+    """How many times faster than the reference a latency is (``2.0``: half the reference's time)."""
+    return reference_ms / latency_ms if latency_ms > 0 else math.inf
+
+
+def format_speedup(factor: float | None) -> str:
+    """``"4.40x"``, ``-`` when there is nothing to compare with."""
+    return "-" if factor is None else f"{factor:.2f}x"
 
 
 @dataclass(frozen=True)
@@ -78,17 +89,17 @@ class TimingSettings:
         """Validate options (``None`` = default).
 
         Raises:
-            CgExportError: negative warm-up, fewer than one iteration, a non-positive duration, or both
+            OptionError: negative warm-up, fewer than one iteration, a non-positive duration, or both
                 ``iterations`` and ``duration_s``.
         """
         if iterations is not None and duration_s is not None:
-            raise CgExportError("give --iterations or --duration, not both")
+            raise OptionError("iterations", None, "give {iterations} or {duration_s}, not both")
         if warmup is not None and warmup < 0:
-            raise CgExportError(f"--warmup {warmup}: must be 0 or more")
+            raise OptionError("warmup", warmup, "must be 0 or more")
         if iterations is not None and iterations < 1:
-            raise CgExportError(f"--iterations {iterations}: must be 1 or more")
+            raise OptionError("iterations", iterations, "must be 1 or more")
         if duration_s is not None and not duration_s > 0:
-            raise CgExportError(f"--duration {duration_s}: must be more than 0 seconds")
+            raise OptionError("duration_s", duration_s, "must be more than 0 seconds")
         return cls(
             warmup=DEFAULT_WARMUP if warmup is None else warmup,
             iterations=iterations,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 from rich.box import Box
@@ -15,11 +17,21 @@ from rich.console import Console
 from rich.table import Table
 
 from cg_export.bench.report import BenchReport, BenchResult
+from cg_export.bench.timing import format_speedup, speedup
 from cg_export.files import atomic_output
+from cg_export.parity import floor_status, psnr_floor
 
 TABLE_HEADER = ("model", "backend", "precision", "device", "size", "batch", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-                "compute p50 ms", "img/s", "peak MB", "PSNR dB", "max abs err", "GMACs", "params M", "note")
-NUMERIC_COLUMNS = range(TABLE_HEADER.index("batch"), TABLE_HEADER.index("note"))
+                "compute p50 ms", "img/s", "speed-up", "peak MB", "PSNR dB", "status", "max abs err", "GMACs",
+                "params M", "note")
+# The default terminal table: what decides between rows (how fast, how much faster, how close, acceptable or not)
+# in at most TABLE_WIDTH columns; --wide shows TABLE_HEADER.
+# Without a device column the backend cell carries the device where its name does not say it (torch:cuda:0).
+SHORT_HEADER = ("model", "backend", "precision", "size", "batch", "p50 ms", "speed-up", "PSNR dB", "status", "note")
+TABLE_WIDTH = 100
+# The narrowest a model name is cut to ("...int8.onnx"); below it a file is no longer told apart by its name.
+MIN_MODEL_WIDTH = 12
+TEXT_COLUMNS = frozenset({"model", "backend", "precision", "device", "size", "status", "note"})
 # rich's SIMPLE_HEAD drawn in ASCII: a dashed rule under the header and nothing else, so the table reads the same
 # in a log file, a CI console or a terminal without Unicode.
 ASCII_SIMPLE_HEAD = Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
@@ -41,13 +53,44 @@ def format_ms(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.2f}" if value < 100 else f"{value:.1f}"
 
 
-def table_cells(report: BenchReport) -> tuple[list[list[str]], list[str]]:
-    """The cells of every row under :data:`TABLE_HEADER`, notes replaced by ``[n]`` marks; and the notes, in order.
+def baselines(report: BenchReport) -> dict[tuple[int, int, int], BenchResult]:
+    """The row each row's speed-up is relative to, by (height, width, batch): the PyTorch fp32 row of that size and
+    batch (the parity reference, as in deploy's report), else the first row of it that ran."""
+    found: dict[tuple[int, int, int], BenchResult] = {}
+    for row in report.results:
+        key = (row.height, row.width, row.batch)
+        if not row.available:
+            continue
+        current = found.get(key)
+        is_reference = row.backend == "torch" and row.precision == "fp32"
+        if current is None or (is_reference and not (current.backend == "torch" and current.precision == "fp32")):
+            found[key] = row
+    return found
+
+
+def backend_on_device(row: BenchResult) -> str:
+    """The backend with its device where the backend's label does not already say it: ``torch:cuda:0``,
+    ``openvino:CPU``, but ``onnxruntime:CUDA`` as it is."""
+    if row.device is None or ":" in row.backend:
+        return row.backend
+    return f"{row.backend}:{row.device}"
+
+
+def row_status(row: BenchResult) -> str:
+    """``passes`` or ``below floor`` (its PSNR against its precision's floor, as deploy judges), ``-`` without PSNR."""
+    return floor_status(row.psnr_db, psnr_floor(row.precision)) or "-"
+
+
+def table_cells(report: BenchReport, header: tuple[str, ...] = TABLE_HEADER) -> tuple[list[list[str]], list[str]]:
+    """The cells of every row under ``header`` (:data:`TABLE_HEADER` or a subset of its titles), notes replaced by
+    ``[n]`` marks; and the notes, in order. Without a ``device`` column, the backend cell names the device
+    (:func:`backend_on_device`).
 
     Rows with the same note share its number.
     """
     notes: list[str] = []
     rows = []
+    base = baselines(report)
     for r in report.results:
         mark = ""
         if r.note:
@@ -55,41 +98,93 @@ def table_cells(report: BenchReport) -> tuple[list[list[str]], list[str]]:
                 notes.append(r.note)
             mark = f"[{notes.index(r.note) + 1}]"
         lat = r.latency
-        rows.append([
-            r.model, r.backend, r.precision or "-", r.device or "-", f"{r.height}x{r.width}", str(r.batch),
-            *(format_ms(getattr(lat, key) if lat else None) for key in ("p50", "p90", "p99", "mean")),
-            format_ms(r.compute.p50 if r.compute else None),
-            format_value(r.throughput_ips, 2), format_value(r.peak_mem_mb, 0), format_value(r.psnr_db, 1),
-            "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}",
-            "-" if r.macs is None else f"{r.macs / 1e9:.2f}", "-" if r.params is None else f"{r.params / 1e6:.3f}", mark,
-        ])
+        reference = base.get((r.height, r.width, r.batch))
+        factor = speedup(reference.latency.p50, lat.p50) if lat and reference and reference.latency else None
+        cells = {
+            "model": r.model, "backend": r.backend if "device" in header else backend_on_device(r),
+            "precision": r.precision or "-", "device": r.device or "-",
+            "size": f"{r.height}x{r.width}", "batch": str(r.batch),
+            **{f"{key} ms": format_ms(getattr(lat, key) if lat else None) for key in ("p50", "p90", "p99", "mean")},
+            "compute p50 ms": format_ms(r.compute.p50 if r.compute else None),
+            "img/s": format_value(r.throughput_ips, 2), "speed-up": format_speedup(factor),
+            "peak MB": format_value(r.peak_mem_mb, 0), "PSNR dB": format_value(r.psnr_db, 1), "status": row_status(r),
+            "max abs err": "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}",
+            "GMACs": "-" if r.macs is None else f"{r.macs / 1e9:.2f}",
+            "params M": "-" if r.params is None else f"{r.params / 1e6:.3f}", "note": mark,
+        }
+        rows.append([cells[title] for title in header])
     return rows, notes
 
 
-def rich_table(report: BenchReport) -> Table:
-    """The report as a :class:`rich.table.Table` (numbers right-aligned, cells never wrapped), without the notes."""
-    table = Table(box=ASCII_SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style=None)
-    for index, title in enumerate(TABLE_HEADER):
-        table.add_column(title, justify="right" if index in NUMERIC_COLUMNS else "left", no_wrap=True)
-    for cells in table_cells(report)[0]:
+def rich_table(report: BenchReport, wide: bool = True, gap: int = 2) -> Table:
+    """The report as a :class:`rich.table.Table` (numbers right-aligned, cells never wrapped), without the notes.
+
+    Args:
+        report: The report.
+        wide: Every column (:data:`TABLE_HEADER`); ``False``: :data:`SHORT_HEADER`'s.
+        gap: Spaces between columns (1 or more).
+    """
+    header = TABLE_HEADER if wide else SHORT_HEADER
+    table = Table(box=ASCII_SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, gap - 1, 0, 0),
+                  header_style=None)
+    for title in header:
+        table.add_column(title, justify="left" if title in TEXT_COLUMNS else "right", no_wrap=True)
+    for cells in table_cells(report, header)[0]:
         table.add_row(*cells)
     return table
 
 
-def format_table(report: BenchReport) -> str:
+def format_table(report: BenchReport, wide: bool = False) -> str:
     """The report as an aligned plain-text table with numbered notes below it, for the terminal and for logs.
 
-    The table is as wide as its cells need, whatever the terminal's width: a report is read in logs and CI output
-    too, where a table squeezed to 80 columns would cut model paths.
+    The default table has the columns that decide between rows (:data:`SHORT_HEADER`: p50, speed-up, PSNR and
+    whether it passes its precision's floor) in at most :data:`TABLE_WIDTH` columns: long model paths are cut to
+    their file name, then with "...", and notes wrap. ``wide`` gives every column (:data:`TABLE_HEADER`) as wide
+    as its cells need, whatever the terminal's width: a report is read in logs and CI output too, where a table
+    squeezed to 80 columns would cut model paths.
     """
-    table = rich_table(report)
+    if wide:
+        lines = _render(rich_table(report))
+    else:
+        # Two spaces between columns where the names fit beside them, else one (and the names shortened).
+        fitted, gap = _fit(report, 2), 2
+        if fitted is None:
+            fitted, gap = _fit(report, 1) or _fit(report, 1, force=True), 1
+        lines = _render(rich_table(fitted, wide=False, gap=gap))
+    for i, note in enumerate(table_cells(report)[1], 1):
+        text = f"[{i}] {note}"
+        lines += [text] if wide else textwrap.wrap(text, TABLE_WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def _fit(report: BenchReport, gap: int, force: bool = False) -> BenchReport | None:
+    """The report with model names shortened until the short table fits :data:`TABLE_WIDTH` columns at this gap
+    between columns: the report itself when it fits, ``None`` when even names of :data:`MIN_MODEL_WIDTH` do not
+    (unless ``force``: then names of that width). Paths lose their folders first (the full path is in ``--wide``,
+    ``--json`` and ``--markdown``), then names lose their start, keeping the end that tells files apart
+    (``...g_int8.onnx``)."""
+    width = max(len(line) for line in _render(rich_table(report, wide=False, gap=gap)))
+    if width <= TABLE_WIDTH:
+        return report
+    rows = [replace(r, model=Path(r.model).name) for r in report.results]
+    longest = max(len(r.model) for r in rows)
+    width -= max(len("model"), *(len(r.model) for r in report.results)) - max(len("model"), longest)
+    if width > TABLE_WIDTH:
+        limit = longest - (width - TABLE_WIDTH)
+        if limit < MIN_MODEL_WIDTH and not force:
+            return None
+        limit = max(limit, MIN_MODEL_WIDTH)
+        rows = [replace(r, model=r.model if len(r.model) <= limit else "..." + r.model[3 - limit:]) for r in rows]
+    return BenchReport(report.environment, rows, report.reference, report.timing)
+
+
+def _render(table: Table) -> list[str]:
+    """The table as lines of plain text, as wide as its cells need."""
     measuring = Console(file=io.StringIO(), width=1_000_000, color_system=None)
     width = measuring.measure(table).maximum
     console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False, markup=False, emoji=False)
     console.print(table)
-    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]  # type: ignore[attr-defined]
-    lines += [f"[{i}] {note}" for i, note in enumerate(table_cells(report)[1], 1)]
-    return "\n".join(lines)
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]  # type: ignore[attr-defined]
 
 
 def to_markdown(report: BenchReport) -> str:

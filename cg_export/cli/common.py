@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import record_outputs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,7 +161,7 @@ def reports_errors(command: F) -> F:
                         _raise_for(number)
                     return command(*args, **kwargs)
             except CgExportError as exc:
-                typer.echo(f"error: {exc}", err=True)
+                typer.echo(f"error: {exc.render(flag_of) if isinstance(exc, OptionError) else exc}", err=True)
                 raise typer.Exit(exc.exit_code) from None
             except KeyboardInterrupt as exc:
                 typer.echo(interruption_message(exc, written), err=True)
@@ -169,6 +169,22 @@ def reports_errors(command: F) -> F:
                 raise typer.Exit(128 + number) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def flag_of(field: str) -> str:
+    """The flag of the running command that feeds the library argument ``field`` (``static_size`` -> ``--size``).
+
+    Commands name their parameters like the library arguments they feed, so the running command's declaration
+    says which flag it is; a field the command has no option for is written as a flag would be.
+    """
+    # typer carries its own click; the running command's context holds its parameters.
+    from typer._click.globals import get_current_context
+
+    context = get_current_context(silent=True)
+    for param in context.command.params if context is not None else ():
+        if param.name == field and param.opts and param.opts[0].startswith("-"):
+            return max(param.opts, key=len)
+    return "--" + field.replace("_", "-")
 
 
 def parse_size(text: str, option: str) -> tuple[int, int]:
@@ -181,6 +197,14 @@ def parse_size(text: str, option: str) -> tuple[int, int]:
     if len(values) not in (1, 2) or min(values) <= 0:
         raise CgExportError(f"{option} {text!r}: expected HEIGHTxWIDTH such as 256x256")
     return (values[0], values[-1])
+
+
+def parse_size_range(text: str, option: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``"128x128:512x768"`` -> ``((128, 128), (512, 768))``: the smallest and the largest size."""
+    low, colon, high = text.partition(":")
+    if not colon:
+        raise CgExportError(f"{option} {text!r}: expected MINHxMINW:MAXHxMAXW such as 128x128:512x512")
+    return parse_size(low, option), parse_size(high, option)
 
 
 def new_app(help_text: str, no_args_is_help: bool = True) -> typer.Typer:

@@ -6,18 +6,21 @@ from pathlib import Path
 
 import typer
 
+from cg_export.cli.aliases import Alias, with_aliases
 from cg_export.cli.common import given, new_app, parse_size, reports_errors
 from cg_export.cli.deploy import register as register_deploy_command
 from cg_export.cli.info import register as register_info_command
 from cg_export.cli.openvino import register as register_openvino_commands
 from cg_export.cli.options import (
     arch_option,
+    batch_option,
     calib_method_option,
     fp16_option,
     int8_option,
     min_psnr_option,
     opset_option,
     output_option,
+    size_option,
     threads_option,
     verify_option,
 )
@@ -34,7 +37,7 @@ def _main() -> None:
     """Export CycleGAN generators to ONNX, checked against PyTorch on real photographs."""
 
 
-@app.command("onnx")
+@app.command("onnx", cls=with_aliases(Alias("--static", "--size")))
 @reports_errors
 def onnx_command(
     checkpoint: Path = typer.Argument(..., help="Generator checkpoint: ours (.pt), pytorch-CycleGAN-and-pix2pix "
@@ -42,8 +45,9 @@ def onnx_command(
                                       "(latest_net_G.pth) or U-GAT-IT (<dataset>_params_latest.pt)."),
     output: Path | None = output_option("Output .onnx (default: beside the checkpoint)."),
     opset: int | None = opset_option(),
-    static: str | None = typer.Option(None, help="Fix height and width, e.g. 256x256 (default: dynamic)."),
-    batch: int | None = typer.Option(None, help=f"Fix the batch size, 1 to {MAX_BATCH} (default: dynamic)."),
+    static_size: str | None = size_option("Fix the graph's height and width to this size (default: dynamic)"),
+    batch: int | None = batch_option(f"Fix the graph's batch: images per inference call, 1 to {MAX_BATCH} "
+                                     "(default: dynamic)."),
     fp16: bool = fp16_option("Half precision, InstanceNorm kept in fp32, float32 I/O."),
     int8: bool = int8_option("Static int8 (QDQ) for ONNX Runtime CPUs and TensorRT; needs --calib."),
     calib: Path | None = typer.Option(None, help="Folder of your own photographs to calibrate --int8 on."),
@@ -52,7 +56,7 @@ def onnx_command(
     verify: bool = verify_option("Check ONNX Runtime against PyTorch first."),
     verify_photos: Path | None = typer.Option(None, help="Also verify on your own photographs in this folder "
                                               f"(the first {VERIFY_PHOTOS_LIMIT})."),
-    min_psnr: float | None = min_psnr_option(),
+    min_psnr_db: float | None = min_psnr_option(),
     threads: int | None = threads_option(),
     arch: str | None = arch_option(),
     direction: str | None = typer.Option(None, help="A2B or B2A: which generator of a file holding both "
@@ -64,8 +68,8 @@ def onnx_command(
 
     # Every option is checked here, before the checkpoint is loaded.
     options = OnnxExportOptions(**given(
-        opset=opset, static_size=parse_size(static, "--static") if static else None, batch=batch, fp16=fp16,
-        int8=int8, calib=calib, calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr,
+        opset=opset, static_size=parse_size(static_size, "--size") if static_size else None, batch=batch, fp16=fp16,
+        int8=int8, calib=calib, calib_method=calib_method, uint8_io=uint8_io, verify=verify, min_psnr_db=min_psnr_db,
         verify_photos=verify_photos, threads=threads,
     ))
     generator = load_generator(checkpoint, arch=arch, direction=direction)
@@ -77,11 +81,11 @@ def onnx_command(
     for note in result.notes:
         echo("note", note)
     size_mb = result.path.stat().st_size / 1e6
-    shape = f"{'static ' + static if static else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
+    shape = f"{'static ' + static_size if static_size else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
     kind = result.precision + (", uint8 I/O" if options.uint8_io else "")
     echo("exported", f"{result.path} ({kind}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
                      f"in {result.export_seconds:.1f} s")
-    print_parity(result.parity, result.precision, "PyTorch", min_psnr)
+    print_parity(result.parity, result.precision, "PyTorch", min_psnr_db)
 
 
 @app.command("init")
@@ -115,19 +119,34 @@ def init_command(
 
 @app.command("list")
 def list_command() -> None:
-    """List the generator architectures that can be built or detected, one line each."""
+    """List the generator architectures that can be built or detected, then the model formats (what each file is,
+    what runs it, its precisions, and whether this machine can make and verify it)."""
     import torch
+    from rich.console import Console
+    from rich.table import Table
 
+    from cg_export.formats import FORMATS
     from cg_export.models import create_generator, describe_architecture, list_generators
     from cg_export.models.safety import parameter_count
 
     names = list_generators()
     width = max(map(len, names))
+    typer.echo("architectures")
     for name in names:
         with torch.device("meta"):  # shapes only: nothing is allocated to describe an architecture
             model = create_generator(name)
         typer.echo(f"{name:<{width}}  {describe_architecture(model.config)}, "
                    f"{parameter_count(model) / 1e6:.1f} M parameters")
+    console = Console(highlight=False, width=120)
+    formats = Table(box=None, pad_edge=False, title="\nformats (cg-export FORMAT writes one; every tool opens them)",
+                    title_justify="left")
+    for column in ("format", "files", "runtime", "precisions", "runs on", "made and verified here"):
+        formats.add_column(column, overflow="fold")
+    for row in FORMATS:
+        missing = row.missing()
+        formats.add_row(row.name, "/".join(row.suffixes), row.runtime, ", ".join(row.precisions), row.runs_on,
+                        "yes" if missing is None else f"no: {missing}")
+    console.print(formats)
 
 
 register_trt_commands(app)

@@ -1,7 +1,7 @@
-"""``cg-export info FILE``: what a model file is, read without running it.
+"""``cg-export info MODEL``: what a model file (or a deployment or IR folder) is, read without running it.
 
 Checkpoints are read by the checkpoint loader (safely: every check of :mod:`cg_export.models.safety` applies);
-exported files through the backends table's metadata readers, so no runtime (ONNX Runtime, TensorRT) is needed.
+exported files through the formats table's metadata readers, so no runtime (ONNX Runtime, TensorRT) is needed.
 """
 
 from __future__ import annotations
@@ -23,32 +23,40 @@ if TYPE_CHECKING:
 
 @reports_errors
 def info_command(
-    model: Path = typer.Argument(..., help="A checkpoint (.pt/.pth), ONNX model or TensorRT engine."),
+    model: Path = typer.Argument(..., help="A model file (any format of 'cg-export list'), a deployment folder "
+                                 "(cg-export deploy) or an OpenVINO IR folder."),
     arch: str | None = arch_option(),
 ) -> None:
     """Say what a model file is: format, precision, I/O, shapes, metadata, source checkpoint and sha256."""
-    from cg_export.backends.registry import backend_for, read_artifact_metadata
+    from cg_export.backends.registry import backend_for, model_file, read_artifact_metadata
     from cg_export.files import sha256_of
 
+    if not model.exists():
+        raise CgExportError(f"{model}: no such file or folder")
+    given, model = model, model_file(model)
     if not model.is_file():
-        raise CgExportError(f"{model}: no such file")
+        raise CgExportError(f"{model}: not a model file")
     from cg_export.models import load_generator
 
     row = backend_for(model)
     # Everything is read (and checked) before anything is printed: a broken file gives one line, nothing else.
     generator = load_generator(model, arch=arch) if row.metadata_reader is None else None
     metadata = read_artifact_metadata(model) if generator is None else None
-    echo("file", f"{model} ({model.stat().st_size / 1e6:.2f} MB)")
+    if given != model:
+        echo("folder", f"{given}: its model is {model.relative_to(given)}")
+    size = sum(path.stat().st_size for path in row.files(model))
+    echo("file", f"{model} ({size / 1e6:.2f} MB" + (f" with its {', '.join(row.companions)}" if row.companions
+                                                       and len(row.files(model)) > 1 else "") + ")")
     echo("sha256", sha256_of(model))
     if generator is not None:
         _describe_checkpoint(generator)
         return
-    echo("format", f"{row.runtime} model ({model.suffix})")
+    echo("format", f"{row.title} ({model.suffix}), runs with {row.runtime}")
     if metadata is None:
         echo("metadata", "none recorded (an engine without its .json sidecar, or not written by cg-export)")
         return
     _describe_metadata(metadata)
-    if row.name == "onnxruntime":
+    if row.name == "onnx":
         _describe_onnx_graph(model)
 
 

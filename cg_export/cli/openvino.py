@@ -11,7 +11,14 @@ from pathlib import Path
 import typer
 
 from cg_export.cli.common import reports_errors
-from cg_export.cli.options import arch_option, fp16_option, min_psnr_option, output_option, verify_option
+from cg_export.cli.options import (
+    arch_option,
+    fp16_option,
+    min_psnr_option,
+    output_option,
+    threads_option,
+    verify_option,
+)
 from cg_export.cli.printer import echo, print_parity
 
 
@@ -24,21 +31,23 @@ def openvino_command(
     fp16: bool = fp16_option("Compress float weights to fp16 (GPU/NPU compute in fp16)."),
     uint8_io: bool = typer.Option(False, "--uint8-io", help="Checkpoint source: take and return uint8 NHWC RGB."),
     verify: bool = verify_option("Compare with the reference on photographs."),
-    min_psnr: float | None = min_psnr_option(),
+    min_psnr_db: float | None = min_psnr_option(),
     arch: str | None = arch_option("Force the architecture of a checkpoint source."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Convert to OpenVINO IR (.xml + .bin), verify it against PyTorch or ONNX Runtime, and write it."""
-    from cg_export.export.openvino import export_openvino
+    from cg_export.export.openvino import OpenVinoExportOptions, export_openvino
 
-    result = export_openvino(source, output, fp16=fp16, uint8_io=uint8_io, arch=arch,
-                             verify=verify, min_psnr_db=min_psnr)
+    options = OpenVinoExportOptions(fp16=fp16, uint8_io=uint8_io, arch=arch, verify=verify, min_psnr_db=min_psnr_db,
+                                    threads=threads)
+    result = export_openvino(source, output, options)
     echo("converted", f"{source} -> {result.precision} IR with OpenVINO {result.openvino_version} "
                       f"in {result.export_seconds:.1f} s")
     if result.execution is not None:
         echo("kernels", result.execution.summary())
     for note in result.notes:
         echo("note", note)
-    print_parity(result.parity, result.precision, result.reference, min_psnr)
+    print_parity(result.parity, result.precision, result.reference, min_psnr_db)
     size_mb = (result.path.stat().st_size + result.weights_path.stat().st_size) / 1e6
     echo("wrote", f"{result.path} and {result.weights_path.name} ({size_mb:.1f} MB)")
 

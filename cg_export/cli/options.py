@@ -1,10 +1,47 @@
 """The command line's vocabulary, declared once: every option two commands share, and every option whose help
 quotes a library default.
 
+One idea, one flag, one meaning and one default in every console script (``cg-export``, ``cg-bench``,
+``cg-stylize``, ``cg-train``, ``cg-compress``, ``cg-demo``); ``tests/test_vocabulary.py`` reads every command's
+options and holds them to this table:
+
+| idea       | flag                                 | meaning (default)                                      | old spellings           |
+|------------|--------------------------------------|--------------------------------------------------------|-------------------------|
+| output     | -o/--output PATH                     | where the command writes, a file or a folder           | --out (cg-train,        |
+|            |                                      |                                                        | cg-demo)                |
+| precision  | --fp16, --int8                       | the model computes in half precision / int8 (fp32);    | --half (cg-bench)       |
+|            |                                      | --amp (cg-train, cg-compress) stays: mixed-precision   |                         |
+|            |                                      | *training*, a different idea                           |                         |
+| size       | --size HxW (N = NxN)                 | the image size a model runs at: onnx fixes the graph   | --static (onnx),        |
+|            |                                      | to it, cg-bench times it (repeatable), deploy verifies | --image-size (cg-train, |
+|            |                                      | at it, trt builds for it, training crops it (square)   | cg-compress)            |
+| size range | --size-range MINHxMINW:MAXHxMAXW     | the sizes a TensorRT engine takes (trt, deploy)        | --engine-min-size and   |
+|            |                                      |                                                        | --engine-max-size,      |
+|            |                                      |                                                        | --min/opt/max-shape     |
+| batch      | --batch N                            | images per inference (or training) call: onnx fixes    | --batch-size (cg-train, |
+|            |                                      | the graph's, cg-bench times it (repeatable), stylize   | cg-compress)            |
+|            |                                      | runs tiles N at a time, trt fixes the profile's N,     |                         |
+|            |                                      | training takes N images per domain per step            |                         |
+| photos     | --photos DIR                         | a folder of your own photographs to learn or check on  | PHOTOS (cg-compress)    |
+| threads    | --threads N                          | CPU threads (the cores this process may use)           | (missing in cg-compress,|
+|            |                                      |                                                        | cg-demo, openvino)      |
+| device     | --device auto|cpu|cuda|cuda:N        | where PyTorch runs (auto: CUDA when PyTorch sees a     | (default was cpu in     |
+|            |                                      | GPU, else the CPU)                                     | cg-bench, cg-stylize)   |
+| progress   | --progress/--no-progress             | progress bars (on)                                     |                         |
+| JSON       | --json PATH                          | write the result as JSON (deploy: - is stdout)         | bare --json (deploy)    |
+| target     | --target local|jetson                | where a deployment runs (deploy only)                  |                         |
+| TensorRT   | --trt-version VERSION                | which TensorRT's parser check judges by (installed,    | --target trt=V (check)  |
+| version    |                                      | else the oldest supported)                             |                         |
+| version    | --version                            | the console script's name and version                  | (missing in cg-compress)|
+
+Old flags keep working as hidden aliases (:mod:`cg_export.cli.aliases`) that print one ``deprecated:`` line.
+
 Each function returns a fresh typer declaration for one option, so a command reads
 ``min_psnr: float | None = min_psnr_option()``. Help texts are formatted from the library's constants, never typed
 again, and options whose default the library decides are ``None`` when unset (pass them through
-:func:`cg_export.cli.common.given`), so the library owns every default.
+:func:`cg_export.cli.common.given`), so the library owns every default. A command's parameter is named like the
+library's argument it feeds (``static_size`` behind ``--size``), so a library error naming that field is reported
+with the command's flag (:func:`cg_export.cli.common.reports_errors`).
 
 Only light modules are imported here (no torch, onnx or onnxruntime): ``--help`` stays fast and ``cg-stylize`` /
 ``cg-bench`` run on machines without torch.
@@ -17,8 +54,9 @@ from typing import Any
 import typer
 
 from cg_export import bench
-from cg_export.backends.registry import BACKENDS
+from cg_export.devices import DEFAULT_DEVICE, DEVICE_CHOICES
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, DEFAULT_OPSET, MAX_OPSET
+from cg_export.formats import model_files_text
 from cg_export.images import DEFAULT_MAX_PIXELS
 from cg_export.parity import DEFAULT_MIN_PSNR
 from cg_export.stylize import StylizeOptions
@@ -34,8 +72,8 @@ def _size(height_width: tuple[int, int]) -> str:
 
 
 def model_files() -> str:
-    """The model files the backends table opens, e.g. ``.pt/.pth (PyTorch), .onnx (ONNX Runtime), ...``."""
-    return ", ".join(f"{'/'.join(row.suffixes)} ({row.runtime})" for row in BACKENDS)
+    """The model files the formats table opens, e.g. ``.pt/.pth (PyTorch), .onnx (ONNX Runtime), ...``."""
+    return model_files_text()
 
 
 def psnr_floors() -> str:
@@ -57,7 +95,7 @@ def arch_option(help: str = "Force the architecture (e.g. resnet_9blocks) of an 
 
 
 def fp16_option(help: str) -> Any:
-    """``--fp16``: half precision."""
+    """``--fp16``: half precision (the only spelling; ``--half`` is an alias)."""
     return typer.Option(False, "--fp16", help=help)
 
 
@@ -73,23 +111,65 @@ def verify_option(help: str) -> Any:
 
 def min_psnr_option() -> Any:
     """``--min-psnr``: the parity floor; unset is the precision's own (:data:`cg_export.parity.DEFAULT_MIN_PSNR`)."""
-    return typer.Option(None, help=f"Lowest accepted PSNR in dB (default: {psnr_floors()}).")
+    return typer.Option(None, "--min-psnr", help=f"Lowest accepted PSNR in dB (default: {psnr_floors()}).")
+
+
+def size_option(help: str, default: tuple[int, int] | None = None) -> Any:
+    """``--size HxW``: one image size (``N`` is ``NxN``); parse it with :func:`cg_export.cli.common.parse_size`.
+
+    Args:
+        help: What the size is for; the default (when the library has one) is appended.
+        default: The library's default, quoted in the help; the option itself stays ``None`` when unset.
+    """
+    quoted = f" (default: {_size(default)})" if default is not None else ""
+    return typer.Option(None, "--size", metavar="HxW", help=f"{help}{quoted}.")
+
+
+def size_range_option(help: str) -> Any:
+    """``--size-range MINHxMINW:MAXHxMAXW``: the smallest and largest image sizes, written as one value."""
+    return typer.Option(None, "--size-range", metavar="MINHxMINW:MAXHxMAXW", help=help)
+
+
+def batch_option(help: str) -> Any:
+    """``--batch N``: images per inference (or training) call."""
+    return typer.Option(None, "--batch", help=help)
+
+
+def photos_option(help: str, required: bool = False) -> Any:
+    """``--photos DIR``: a folder of the user's own photographs."""
+    return typer.Option(... if required else None, "--photos", help=help)
+
+
+def device_option() -> Any:
+    """``--device``: where PyTorch runs, the same default (:data:`cg_export.devices.DEFAULT_DEVICE`) everywhere."""
+    return typer.Option(None, "--device", help=f"Where PyTorch runs: {_or(list(DEVICE_CHOICES))} (default: "
+                                               f"{DEFAULT_DEVICE} = CUDA when PyTorch sees a GPU, else the CPU).")
 
 
 def torch_device_option() -> Any:
-    """``--device``: where PyTorch (.pt/.pth) models run."""
-    return typer.Option(None, help="PyTorch device for .pt models: cpu, cuda, cuda:1 (default: cpu).")
+    """``--device`` (the name the model-running commands used; the same declaration as :func:`device_option`)."""
+    return device_option()
 
 
 def threads_option() -> Any:
     """``--threads``: CPU threads a model runs with (ONNX Runtime intra-op threads, PyTorch threads)."""
-    return typer.Option(None, help="CPU threads the model runs with (default: the cores this process may use, "
-                                   "from its CPU affinity and cgroup quota).")
+    return typer.Option(None, "--threads", help="CPU threads the model runs with (default: the cores this process "
+                                                "may use, from its CPU affinity and cgroup quota).")
 
 
-def progress_option(help: str = "Show progress bars.") -> Any:
+def progress_option() -> Any:
     """``--progress/--no-progress`` (on by default)."""
-    return typer.Option(True, "--progress/--no-progress", help=help)
+    return typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+
+
+def json_option(help: str, stdout: bool = False) -> Any:
+    """``--json PATH``: write the result as JSON to PATH (``-``: stdout, where the command can keep stdout for it).
+
+    Args:
+        help: What is written.
+        stdout: The command takes ``-`` and then prints everything else on stderr.
+    """
+    return typer.Option(None, "--json", metavar="PATH", help=f"{help}{' (- for stdout)' if stdout else ''}.")
 
 
 # cg-export onnx.
@@ -133,8 +213,8 @@ def max_pixels_option() -> Any:
 
 
 def tile_batch_option() -> Any:
-    """``--batch`` of ``cg-stylize``: tiles per inference call."""
-    return typer.Option(None, help=f"Tiles per inference call (default {StylizeOptions().batch}).")
+    """``--batch`` of ``cg-stylize``: images (tiles) per inference call."""
+    return batch_option(f"Tiles per inference call (default {StylizeOptions().batch}).")
 
 
 # cg-bench.
@@ -143,32 +223,33 @@ def tile_batch_option() -> Any:
 def bench_size_option() -> Any:
     """``--size`` (repeatable)."""
     sizes = ", ".join(_size(s) for s in bench.DEFAULT_SIZES)
-    return typer.Option(None, "--size", help=f"Input HEIGHTxWIDTH; repeat for several (default: {sizes}).")
+    return typer.Option(None, "--size", metavar="HxW", help=f"Input size; repeat for several (default: {sizes}).")
 
 
 def bench_batch_option() -> Any:
     """``--batch`` of ``cg-bench`` (repeatable)."""
     batches = ", ".join(str(b) for b in bench.DEFAULT_BATCHES)
-    return typer.Option(None, "--batch", help=f"Batch size; repeat for several (default: {batches}).")
+    return typer.Option(None, "--batch", help=f"Images per inference call; repeat for several "
+                                              f"(default: {batches}).")
 
 
-def warmup_option() -> Any:
-    """``--warmup``."""
-    return typer.Option(None, help=f"Untimed runs per row (default: {bench.DEFAULT_WARMUP}).")
+def warmup_option(per: str = "row") -> Any:
+    """``--warmup``: untimed runs per ``per`` (a ``cg-bench`` row, a ``deploy`` candidate)."""
+    return typer.Option(None, help=f"Untimed runs per {per} (default: {bench.DEFAULT_WARMUP}).")
 
 
-def iterations_option() -> Any:
+def iterations_option(per: str = "row") -> Any:
     """``--iterations``."""
-    return typer.Option(None, help="Timed runs per row (default: as many as fit in --duration).")
+    return typer.Option(None, help=f"Timed runs per {per} (default: as many as fit in --duration).")
 
 
-def duration_option() -> Any:
+def duration_option(per: str = "row") -> Any:
     """``--duration``."""
-    return typer.Option(None, help=f"Seconds of timed runs per row, at least {bench.MIN_SAMPLES} runs "
+    return typer.Option(None, "--duration", help=f"Seconds of timed runs per {per}, at least {bench.MIN_SAMPLES} runs "
                                    f"(default: {bench.DEFAULT_DURATION_S:g}; not with --iterations).")
 
 
 def threshold_option() -> Any:
     """``--threshold`` of ``--compare``."""
-    return typer.Option(None, help=f"Regression threshold for --compare, in percent "
+    return typer.Option(None, "--threshold", help=f"Regression threshold for --compare, in percent "
                                    f"(default: {bench.DEFAULT_THRESHOLD_PCT:g}).")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
 
 from cg_export.cli.common import given, new_app, reports_errors
 from cg_export.cli.options import (
+    device_option,
     max_pixels_option,
     model_files,
     output_option,
@@ -17,7 +19,6 @@ from cg_export.cli.options import (
     threads_option,
     tile_batch_option,
     tile_option,
-    torch_device_option,
 )
 from cg_export.cli.printer import echo
 from cg_export.cli.version import run_app
@@ -37,16 +38,23 @@ def stylize(
     overlap: int | None = overlap_option(),
     stats_size: int | None = stats_size_option(),
     batch: int | None = tile_batch_option(),
-    device: str | None = torch_device_option(),
+    device: str | None = device_option(),
     threads: int | None = threads_option(),
     max_pixels: int | None = max_pixels_option(),
     progress: bool = progress_option(),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs that already exist as they "
+                                       "are (to resume an interrupted run): an output only ever appears under its "
+                                       "name once complete, as each is written to a temporary name and renamed."),
 ) -> None:
-    """Stylize images and videos; every output keeps its input's size."""
+    """Stylize images and videos; every output keeps its input's size.
+
+    Ctrl-C stops at once and says which outputs are complete; the one in progress is not left half-written, and a
+    rerun with --skip-existing carries on from there.
+    """
     from cg_export.backends import runner_for
     from cg_export.backends.registry import read_artifact_metadata
     from cg_export.files import InputFiles
-    from cg_export.stylize import StylizeOptions, Stylizer, plan_outputs, stylize_jobs
+    from cg_export.stylize import StylizeOptions, Stylizer, StylizeReport, plan_outputs, stylize_jobs
 
     # Everything that can be checked without the model is, before it loads: options, inputs, every output.
     options = StylizeOptions(**given(tile=tile, overlap=overlap, stats_size=stats_size, batch=batch,
@@ -56,12 +64,29 @@ def stylize(
     if recorded is not None:
         options.check(recorded.size_multiple)
     jobs = plan_outputs(inputs, output, InputFiles([model]))
-    with runner_for(model, device=device, threads=threads) as runner:
-        stylizer = Stylizer(runner, options)
-        echo("model", f"{model} ({runner.describe()}; {runner.info.describe()}), {stylizer.describe()}")
-        # With several inputs a failure is one "skipped" line and the rest go on; a single input's is the error.
-        several = len(jobs) > 1
-        report = stylize_jobs(stylizer, jobs, progress=progress, on_error=_say_skipped if several else None)
+    report = StylizeReport()
+    if skip_existing and all(job.target.is_file() for job in jobs):
+        # Nothing to make: say so without loading the model (seconds for a large one, minutes for an engine).
+        echo("skipped", f"all {len(jobs)} outputs already exist (complete: outputs appear under their name only "
+                        "when whole); left as they are")
+        return
+    try:
+        with runner_for(model, device=device, threads=threads) as runner:
+            stylizer = Stylizer(runner, options)
+            echo("model", f"{model} ({runner.describe()}; {runner.info.describe()}), {stylizer.describe()}")
+            # With several inputs a failure is one "skipped" line and the rest go on; a single input's is the error.
+            several = len(jobs) > 1
+            stylize_jobs(stylizer, jobs, progress=progress, on_error=_say_skipped if several else None,
+                         skip_existing=skip_existing, report=report, on_interrupt=_say_interrupted)
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "__notes__", None):
+            raise  # stopped before any output was started: reports_errors says so
+        # The line saying what was finished is already out (stylize_jobs prints it before waiting for the model
+        # call in flight); exit as reports_errors would, without its second, vaguer line.
+        raise typer.Exit(128 + getattr(exc, "signal_number", signal.SIGINT)) from None
+    if report.skipped:
+        echo("skipped", f"{len(report.skipped)} of {len(jobs)} outputs already exist (complete: outputs appear "
+                        "under their name only when whole); left as they are")
     for path, plan in list(zip(report.written, report.plans))[:5]:
         echo("wrote", f"{path} ({plan})")
     if len(report.written) > 5:
@@ -82,6 +107,11 @@ def stylize(
 
 def _say_skipped(path: Path, reason: str) -> None:
     typer.echo(f"skipped: {reason}", err=True)
+
+
+def _say_interrupted(line: str) -> None:
+    # Ctrl-C, SIGTERM or SIGHUP (all raise KeyboardInterrupt here): one word for all of them.
+    typer.echo(f"stopped: {line}", err=True)
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """``cg-export deploy``: from a checkpoint and the user's photographs to the fastest artifact that still draws the
 same pictures, with the proof in a folder every tool opens.
 
-:mod:`~cg_export.deploy.candidates` is the table of what can be made, :mod:`~cg_export.deploy.photos` splits the
+:mod:`~cg_export.deploy.candidates` is what can be made (the formats table's precision matrix), :mod:`~cg_export.deploy.photos` splits the
 photographs (calibration / held out), :mod:`~cg_export.deploy.choice` decides (a pure function),
 :mod:`~cg_export.deploy.pipeline` runs the stages, :mod:`~cg_export.deploy.folder` replaces the folder as a whole and
 :mod:`~cg_export.deploy.report` writes ``deploy.json`` and the report.

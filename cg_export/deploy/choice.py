@@ -9,10 +9,11 @@ draws closer to the reference for no measurable cost.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cg_export.bench import LatencyStats
+from cg_export.bench.timing import format_speedup, speedup
 from cg_export.deploy.candidates import PRECISION_RANK
 from cg_export.parity import format_psnr
 
@@ -112,6 +113,9 @@ class Decision:
 def choose(rows: list[CandidateRow], tie_tolerance: float = TIE_TOLERANCE) -> Decision:
     """The fastest row that passes its floor; latencies within ``tie_tolerance`` of it go to the higher precision.
 
+    A faster row rejected for its floor is named with the ``--min-psnr`` that would choose it
+    (:func:`accepting_min_psnr`), so taking it is a decision the user makes knowingly, in one rerun.
+
     Args:
         rows: Every candidate's row (failed and unavailable ones included; they are never chosen).
         tie_tolerance: Relative latency difference under which two rows count as equally fast.
@@ -119,13 +123,13 @@ def choose(rows: list[CandidateRow], tie_tolerance: float = TIE_TOLERANCE) -> De
     Returns:
         The decision; ``chosen`` is ``None`` when no row passes (the reason lists why each one did not).
     """
-    passing = [row for row in rows if row.passes]
-    if not passing:
-        why = "; ".join(f"{row.name}: {_why_not(row)}" for row in rows) or "no candidates"
+    chosen = _pick(rows, tie_tolerance)
+    reference = next((row for row in rows if row.name == "torch-fp32" and row.latency is not None), None)
+    if chosen is None:
+        why = "; ".join(f"{row.name}: {_why_not(row, rows, tie_tolerance)}" for row in rows) or "no candidates"
         return Decision(None, f"no candidate passed: {why}")
+    passing = [row for row in rows if row.passes]
     fastest = min(passing, key=lambda row: row.latency.p50)  # type: ignore[union-attr]
-    tied = [row for row in passing if row.latency.p50 <= fastest.latency.p50 * (1 + tie_tolerance)]  # type: ignore[union-attr]
-    chosen = min(tied, key=lambda row: (PRECISION_RANK[row.precision], row.latency.p50))  # type: ignore[union-attr]
     parts = [f"chose {chosen.name} ({chosen.runtime} {chosen.precision}): p50 {chosen.latency.p50:.2f} ms, "  # type: ignore[union-attr]
              f"worst-photo PSNR {format_psnr(chosen.psnr_db)} >= {chosen.floor_db:g} dB"]  # type: ignore[arg-type]
     if chosen is not fastest:
@@ -136,22 +140,69 @@ def choose(rows: list[CandidateRow], tie_tolerance: float = TIE_TOLERANCE) -> De
     faster = [row for row in rows if row.status == OK and row.latency is not None and not row.passes
               and row.latency.p50 < chosen.latency.p50]  # type: ignore[union-attr]
     if faster:
+        base = reference or chosen
         parts.append("faster but below their floor: " + ", ".join(
-            f"{row.name} ({format_psnr(row.psnr_db)} < {row.floor_db:g} dB)" for row in faster))  # type: ignore[arg-type]
-    reference = next((row for row in rows if row.name == "torch-fp32" and row.latency is not None), None)
+            _rejected(row, base, rows, tie_tolerance) for row in faster))
     if reference is not None and reference is not chosen:
-        parts.append(f"{reference.latency.p50 / chosen.latency.p50:.2f}x the speed of PyTorch fp32")  # type: ignore[union-attr]
+        parts.append(f"{format_speedup(speedup(reference.latency.p50, chosen.latency.p50))} "  # type: ignore[union-attr]
+                     "the speed of PyTorch fp32")
     return Decision(chosen, "; ".join(parts))
 
 
-def _why_not(row: CandidateRow) -> str:
+def _pick(rows: list[CandidateRow], tie_tolerance: float) -> CandidateRow | None:
+    passing = [row for row in rows if row.passes]
+    if not passing:
+        return None
+    fastest = min(passing, key=lambda row: row.latency.p50)  # type: ignore[union-attr]
+    tied = [row for row in passing if row.latency.p50 <= fastest.latency.p50 * (1 + tie_tolerance)]  # type: ignore[union-attr]
+    return min(tied, key=lambda row: (PRECISION_RANK[row.precision], row.latency.p50))  # type: ignore[union-attr]
+
+
+def accepting_min_psnr(rows: list[CandidateRow], row: CandidateRow,
+                       tie_tolerance: float = TIE_TOLERANCE) -> float | None:
+    """The ``--min-psnr`` that makes deploy choose ``row``, or ``None`` when none does.
+
+    ``--min-psnr`` sets every precision's floor at once, so the value is the row's worst-photo PSNR rounded down to
+    one decimal (what a person types, and never above the PSNR), checked by choosing again with every floor at that
+    value: a still faster row that the lower floor also accepts would be chosen instead, and then there is none.
+
+    Args:
+        rows: Every candidate's row.
+        row: The candidate to accept (made, verified and timed).
+        tie_tolerance: As for :func:`choose`.
+    """
+    if row.status != OK or row.latency is None or row.psnr_db is None or not math.isfinite(row.psnr_db):
+        return None
+    value = math.floor(row.psnr_db * 10) / 10
+    relaxed = [replace(other, floor_db=value) for other in rows]
+    chosen = _pick(relaxed, tie_tolerance)
+    return value if chosen is not None and chosen.name == row.name else None
+
+
+def _rejected(row: CandidateRow, base: CandidateRow, rows: list[CandidateRow], tie_tolerance: float) -> str:
+    """``onnx-int8 was 4.40x ... but 27.1 dB < 30 dB (its int8 floor): rerun with --min-psnr 27.1 to accept it``."""
+    than = "PyTorch fp32" if base.name == "torch-fp32" else base.name
+    text = (f"{row.name} was {format_speedup(speedup(base.latency.p50, row.latency.p50))} the speed of {than} "  # type: ignore[union-attr]
+            f"but {format_psnr(row.psnr_db)} < {row.floor_db:g} dB (its {row.precision} floor)")  # type: ignore[arg-type]
+    return text + _how_to_accept(row, rows, tie_tolerance)
+
+
+def _how_to_accept(row: CandidateRow, rows: list[CandidateRow], tie_tolerance: float) -> str:
+    value = accepting_min_psnr(rows, row, tie_tolerance)
+    if value is None:
+        return ""
+    return f": rerun with --min-psnr {value:g} to accept it"
+
+
+def _why_not(row: CandidateRow, rows: list[CandidateRow], tie_tolerance: float) -> str:
     if row.status != OK:
         return f"{row.status} ({row.reason})" if row.reason else row.status
     if row.psnr_db is None:
         return "not verified"
     if row.latency is None:
         return "not timed"
-    return f"PSNR {format_psnr(row.psnr_db)} < {row.floor_db:g} dB"
+    return (f"PSNR {format_psnr(row.psnr_db)} < {row.floor_db:g} dB"  # type: ignore[arg-type]
+            + _how_to_accept(row, rows, tie_tolerance))
 
 
-__all__ = ["FAILED", "OK", "TIE_TOLERANCE", "UNAVAILABLE", "CandidateRow", "Decision", "choose"]
+__all__ = ["FAILED", "OK", "TIE_TOLERANCE", "UNAVAILABLE", "CandidateRow", "Decision", "accepting_min_psnr", "choose"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cg_export.errors import CgExportError, ImageError
+from cg_export.errors import CgExportError, ImageError, OptionError
 from cg_export.images import IMAGE_SUFFIXES, load_image
 
 MIN_CALIBRATION = 2
@@ -25,6 +25,10 @@ MAX_VERIFICATION = 8
 
 class DeployError(CgExportError):
     """``cg-export deploy`` cannot run with these inputs (a one-line reason; nothing was written)."""
+
+
+class DeployOptionError(OptionError, DeployError):
+    """An argument of :func:`cg_export.deploy.deploy` has a value it cannot take; carries the field's name."""
 
 
 @dataclass
@@ -74,10 +78,10 @@ def split_photos(folder: str | Path, calibrate: bool) -> PhotoSplit:
     """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
-        raise DeployError(f"--photos {folder}: no such folder; point it at a folder of your own photographs")
+        raise DeployOptionError("photos", folder, "no such folder; point it at a folder of your own photographs")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DeployError(f"--photos {folder}: no photographs found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DeployOptionError("photos", folder, f"no photographs found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     split = PhotoSplit(folder)
     readable: list[tuple[Path, np.ndarray]] = []
     for path in files:
@@ -92,8 +96,8 @@ def split_photos(folder: str | Path, calibrate: bool) -> PhotoSplit:
         why = (f"{MIN_CALIBRATION} to calibrate int8 on and {MIN_VERIFICATION} held out to verify on"
                if calibrate else f"{MIN_VERIFICATION} to verify on")
         skipped = f" ({len(split.skipped)} unreadable)" if split.skipped else ""
-        raise DeployError(f"--photos {folder}: {len(readable)} readable photograph(s){skipped}; deploy needs at "
-                          f"least {need}: {why}")
+        raise DeployOptionError("photos", folder, f"{len(readable)} readable photograph(s){skipped}; deploy needs at "
+                                f"least {need}: {why}")
     if calibrate:
         split.verification = readable[1::2][:MAX_VERIFICATION]
         held_out = {path for path, _ in split.verification}

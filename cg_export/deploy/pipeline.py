@@ -18,17 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from cg_export.deploy.candidates import CANDIDATES, STUDENT_PREFIX, TARGETS, CandidateSpec, ExportJob
+from cg_export.deploy.candidates import CANDIDATES, STUDENT_PREFIX, TARGETS, CandidateSpec, ExportJob, candidate_named
 from cg_export.deploy.choice import OK, UNAVAILABLE, CandidateRow, Decision, choose
+from cg_export.deploy.commands import candidate_command
+from cg_export.deploy.distil import find_distiller
 from cg_export.deploy.folder import check_output_folder, replaced_folder
-from cg_export.deploy.photos import DeployError, PhotoSplit, split_photos
+from cg_export.deploy.photos import DeployError, DeployOptionError, PhotoSplit, split_photos
+from cg_export.export.defaults import DEPLOY_OUTPUT, DEPLOY_SIZE, DEPLOY_TARGET
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import DEFAULT_MIN_PSNR, compare_outputs, format_psnr
 from cg_export.threads import threads as thread_settings
 
-DEFAULT_SIZE = (256, 256)
-DEFAULT_TARGET = "local"
-DEFAULT_OUTPUT = Path("deploy")
+DEFAULT_SIZE = DEPLOY_SIZE
+DEFAULT_TARGET = DEPLOY_TARGET
+DEFAULT_OUTPUT = Path(DEPLOY_OUTPUT)
 WORK_FOLDER = ".work"
 KEPT_FOLDER = "candidates"
 
@@ -97,7 +100,7 @@ def deploy(
     duration_s: float | None = None,
     arch: str | None = None,
     threads: int | None = None,
-    distil: Callable[[Path, Path], Path] | None = None,
+    compress: float | None = None,
     say: Say | None = None,
 ) -> Deployment:
     """Make every candidate artifact, verify and time each, choose the fastest that passes, write the folder.
@@ -120,12 +123,12 @@ def deploy(
         iterations: Timed runs per candidate; default as many as fit in ``duration_s``.
         duration_s: Seconds of timed runs per candidate (cg-bench's default when ``None``).
         arch: Force the architecture of the checkpoints.
-        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: each runtime's
-            own (PyTorch's and ONNX Runtime's are every core). On a shared machine, 1 keeps the comparison fair:
+        threads: CPU threads for every runtime alike (PyTorch, ONNX Runtime, OpenVINO); default: the cores this
+            process may use (:func:`cg_export.threads.default_threads`). On a shared machine, 1 keeps the comparison fair:
             spinning thread pools lose far more than single threads when cores are oversubscribed.
-        distil: Makes a student instead of ``student``: called with the folder of calibration photographs (never
-            the held-out ones) and the student checkpoint to write, returns the checkpoint written. The CLI passes
-            cg-compress here; the library itself never trains.
+        compress: Distil a student with 1/``compress`` of the teacher's MACs (instead of ``student``), on the
+            calibration photographs (never the held-out ones), with the distiller installed
+            (:func:`cg_export.deploy.distil.find_distiller`: cg-compress); the library itself never trains.
         say: Receives ``(stage, text)`` progress lines; default prints them.
 
     Returns:
@@ -141,25 +144,30 @@ def deploy(
     say = say or _print
     target = DEFAULT_TARGET if target is None else target
     if target not in TARGETS:
-        raise DeployError(f"--target {target!r}: unknown; choose one of {', '.join(TARGETS)}")
+        raise DeployOptionError("target", repr(target), f"unknown; choose one of {', '.join(TARGETS)}")
     size = DEFAULT_SIZE if size is None else tuple(size)  # type: ignore[assignment]
     output = DEFAULT_OUTPUT if output is None else Path(output).expanduser()
     settings = TimingSettings.create(warmup, iterations, duration_s)
     if threads is not None and threads < 1:
-        raise DeployError(f"--threads {threads}: must be 1 or more")
+        raise DeployOptionError("threads", threads, "must be 1 or more")
     specs = _select(target, candidates)
     check_output_folder(output)
     teacher = Source("teacher", load_generator(checkpoint, arch=arch))
     sources = [teacher]
-    if student is not None and distil is not None:
-        raise DeployError("give --student or --compress, not both")
+    if student is not None and compress is not None:
+        raise DeployOptionError("student", None, "give {student} or {compress}, not both")
+    distil = None
+    if compress is not None:
+        if not compress > 1:
+            raise DeployOptionError("compress", compress, "the student keeps 1/R of the teacher's MACs; give R above 1")
+        distil = find_distiller()
     if student is not None:
         sources.append(Source("student", load_generator(student, arch=arch)))
     if engine_sizes is not None:
         low, high = (tuple(side) for side in engine_sizes)
         if not (low[0] <= size[0] <= high[0] and low[1] <= size[1] <= high[1]) or min(*low) <= 0:
-            raise DeployError(f"engine sizes {low[0]}x{low[1]} .. {high[0]}x{high[1]}: must be positive and take "
-                              f"--size {size[0]}x{size[1]}")
+            raise DeployOptionError("engine_sizes", f"{low[0]}x{low[1]}:{high[0]}x{high[1]}", "must be positive and take "
+                                    f"{{size}} {size[0]}x{size[1]}")
         engine_sizes = (low, high)  # type: ignore[assignment]
     for source in sources:
         _check_size(source.generator, size)
@@ -182,7 +190,8 @@ def deploy(
         if distil is not None:
             say("student", f"distilling a student from the teacher on the {len(split.calibration)} calibration "
                            "photographs")
-            distilled = Source("student", load_generator(distil(calibration, build / "student.pt"), arch=arch))
+            made_student = distil(teacher.generator.path, calibration, build / "student.pt", compress, say)
+            distilled = Source("student", load_generator(made_student, arch=arch))
             _check_size(distilled.generator, size)
             sources.append(distilled)
         say("reference", f"PyTorch fp32 on the {len(split.verification)} held-out photographs "
@@ -201,7 +210,7 @@ def deploy(
         decision = choose(rows)
         if decision.chosen is None:
             raise DeployError(decision.why)
-        finish = _finish_commands(target, rows, specs, size, engine_sizes, min_psnr_db)
+        finish = _finish_commands(target, rows, specs, teacher.generator, size, engine_sizes, min_psnr_db)
         kept = _arrange(build, work, rows, made, decision.chosen, keep_all, finish)
         from cg_export.deploy.report import write_deployment
 
@@ -227,8 +236,8 @@ def _select(target: str, names: Sequence[str] | None) -> list[CandidateSpec]:
     known = {spec.name: spec for spec in specs}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise DeployError(f"--candidate {', '.join(unknown)}: not a candidate for --target {target}; choose from "
-                          f"{', '.join(known)}")
+        raise DeployOptionError("candidates", ", ".join(unknown), f"not a candidate for {{target}} {target}; choose "
+                                f"from {', '.join(known)}")
     # A converted row needs the row it converts; bring it along so the request can be honoured.
     wanted = set(names)
     for name in names:
@@ -241,8 +250,8 @@ def _check_size(generator: LoadedGenerator, size: tuple[int, int]) -> None:
     multiple = generator.model.size_multiple
     height, width = size
     if height <= 0 or width <= 0 or height % multiple or width % multiple:
-        raise DeployError(f"--size {height}x{width}: {generator.description} takes sizes that are positive "
-                          f"multiples of {multiple}, e.g. {_round(height, multiple)}x{_round(width, multiple)}")
+        raise DeployOptionError("size", (height, width), f"{generator.description} takes sizes that are positive "
+                                f"multiples of {multiple}, e.g. {_round(height, multiple)}x{_round(width, multiple)}")
 
 
 def _round(value: int, multiple: int) -> int:
@@ -283,15 +292,15 @@ def _make_and_verify(
     if missing is not None:
         say("skipped", f"{name}: not available here ({missing})")
         return row.fail(f"not available here ({missing})", UNAVAILABLE)
-    row.command = _command(spec, name, source.prefix, size, engine_sizes, min_psnr_db,
-                           str(source.generator.path.resolve()))
     needed = made.get(source.prefix + spec.needs) if spec.needs else None
-    if spec.needs and needed is None:
-        return row.fail(f"needs {source.prefix + spec.needs}, which was not made")
     folder = work / name
-    folder.mkdir(parents=True)
     job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes,
                     trace_cache=source.traces)
+    row.command = _command(spec, job, name, source.prefix, verify=False,
+                           checkpoint=str(source.generator.path.resolve()))
+    if spec.needs and needed is None:
+        return row.fail(f"needs {source.prefix + spec.needs}, which was not made")
+    folder.mkdir(parents=True)
     started = time.perf_counter()
     try:
         artifact = spec.make(job)
@@ -344,8 +353,8 @@ def _time_rows(rows: list[CandidateRow], made: dict[str, Path], specs: list[Cand
                   duration_s=None if settings.iterations is not None else settings.duration_s, progress=timed)
 
 
-def _finish_commands(target: str, rows: list[CandidateRow], specs: list[CandidateSpec], size: tuple[int, int],
-                     engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None,
+def _finish_commands(target: str, rows: list[CandidateRow], specs: list[CandidateSpec], generator: LoadedGenerator,
+                     size: tuple[int, int], engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None,
                      min_psnr_db: float | None) -> list[str]:
     """For a device target whose runtime is missing here: the commands that finish the candidates there."""
     if target != "jetson":
@@ -357,24 +366,21 @@ def _finish_commands(target: str, rows: list[CandidateRow], specs: list[Candidat
         needed = by_name.get(spec.needs) if spec.needs else None
         if row is None or row.status != UNAVAILABLE or needed is None or needed.status != OK:
             continue
-        commands.append(_command(spec, row.name, "", size, engine_sizes, min_psnr_db, checkpoint=""))
+        job = ExportJob(generator, Path(row.name + spec.suffix), None, Path("calib"), size, engine_sizes)
+        # Made where deploy could not verify it: the command verifies on the device, at the run's floor.
+        commands.append(_command(spec, job, row.name, "", verify=True, checkpoint="", min_psnr_db=min_psnr_db))
         commands.append(f"cg-bench {row.name}{spec.suffix} --size {size[0]}x{size[1]}")
     return commands
 
 
-def _command(spec: CandidateSpec, name: str, prefix: str, size: tuple[int, int],
-             engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None, min_psnr_db: float | None,
-             checkpoint: str) -> str:
-    """The row's command with its files named as deploy names them (run in the deployment folder)."""
-    needed = ""
+def _command(spec: CandidateSpec, job: ExportJob, name: str, prefix: str, *, verify: bool, checkpoint: str,
+             min_psnr_db: float | None = None) -> str:
+    """The candidate's command with its files named as deploy names them (run in the deployment folder)."""
+    source = checkpoint
     if spec.needs:
-        needed_spec = next(s for s in CANDIDATES if s.name == spec.needs)
-        needed = f"{prefix}{needed_spec.name}{needed_spec.suffix}"
-    low, high = engine_sizes or (size, size)
-    return spec.command.format(
-        checkpoint=checkpoint, out=f"{name}{spec.suffix}", needed=needed, calib="calib/",
-        shape=f"1x3x{size[0]}x{size[1]}", min_shape=f"1x3x{low[0]}x{low[1]}", max_shape=f"1x3x{high[0]}x{high[1]}",
-        min_psnr="" if min_psnr_db is None else f"--min-psnr {min_psnr_db:g} ")
+        source = f"{prefix}{spec.needs}{candidate_named(spec.needs).suffix}"
+    return candidate_command(spec, job, source=source, output=f"{name}{spec.suffix}", calibration="calib/",
+                             verify=verify, min_psnr_db=min_psnr_db)
 
 
 def _arrange(build: Path, work: Path, rows: list[CandidateRow], made: dict[str, Path], chosen: CandidateRow,

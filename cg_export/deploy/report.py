@@ -16,13 +16,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cg_export.backends.registry import DEPLOY_MANIFEST
-from cg_export.deploy.choice import OK, CandidateRow, Decision
+from cg_export.deploy.choice import OK, CandidateRow, Decision, accepting_min_psnr
 from cg_export.deploy.photos import PhotoSplit
 from cg_export.errors import CgExportError
 from cg_export.files import atomic_output, sha256_of
 from cg_export.images import to_uint8
 from cg_export.models import LoadedGenerator
-from cg_export.parity import format_psnr
+from cg_export.parity import BELOW_FLOOR, PASSES, format_psnr
 
 MANIFEST_FORMAT = "cg-export.deployment"
 MANIFEST_VERSION = 1
@@ -120,18 +120,23 @@ def _ms(value: float | None) -> str:
 
 
 def decision_table(rows: list[CandidateRow], chosen: str | None) -> list[list[str]]:
-    """The candidates table: one row each, the chosen one marked."""
+    """The candidates table: one row each, the chosen one marked, and a faster one below its floor noted with the
+    ``--min-psnr`` that would choose it."""
     table = [["candidate", "runtime", "precision", "status", "p50 ms", "p90 ms", "p99 ms", "worst PSNR",
               "floor", "max abs err", "note"]]
     for row in rows:
         latency = row.latency
-        status = "**chosen**" if row.name == chosen else ("passes" if row.passes else
-                                                          "below floor" if row.status == OK else row.status)
+        status = "**chosen**" if row.name == chosen else (PASSES if row.passes else
+                                                          BELOW_FLOOR if row.status == OK else row.status)
+        note = row.reason or ""
+        accept = accepting_min_psnr(rows, row) if row.status == OK and not row.passes else None
+        if accept is not None:
+            note = "; ".join(filter(None, [note, f"rerun with --min-psnr {accept:g} to accept it"]))
         table.append([
             f"`{row.name}`", row.runtime, row.precision, status, _ms(latency and latency.p50),
             _ms(latency and latency.p90), _ms(latency and latency.p99),
             "-" if row.psnr_db is None else format_psnr(row.psnr_db), f"{row.floor_db:g} dB",
-            "-" if row.max_abs_err is None else f"{row.max_abs_err:.1e}", (row.reason or "").replace("|", "/"),
+            "-" if row.max_abs_err is None else f"{row.max_abs_err:.1e}", note.replace("|", "/"),
         ])
     return table
 
@@ -159,7 +164,8 @@ def to_markdown(manifest: dict[str, Any], rows: list[CandidateRow], plot: str | 
         "## Candidates",
         markdown_table(decision_table(rows, manifest["candidate"])),
         "Worst PSNR is the lowest over the held-out photographs, on 8-bit output; a candidate is chosen only if it "
-        "is at or above its floor. Latencies within 3 % count as a tie, which goes to the higher precision.",
+        "is at or above its floor (a faster one below it is noted with the `--min-psnr` that would choose it). "
+        "Latencies within 3 % count as a tie, which goes to the higher precision.",
     ]
     verified = [row for row in rows if row.psnr_per_photo]
     if verified:

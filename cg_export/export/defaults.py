@@ -24,3 +24,14 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 #: The calibration method of the default int8 recipe.
 DEFAULT_CALIBRATION_METHOD = "percentile"
+
+#: ``cg-export trt``'s optimization profile (NCHW) when no size is given, fitted to the model's size multiple.
+DEFAULT_MIN_SHAPE = (1, 3, 128, 128)
+DEFAULT_OPT_SHAPE = (1, 3, 256, 256)
+DEFAULT_MAX_SHAPE = (1, 3, 1024, 1024)
+
+#: ``cg-export deploy``'s defaults (:func:`cg_export.deploy.deploy` uses them; here so that ``--help`` quotes them
+#: without importing torch): the size candidates are verified and timed at, where the deployment runs, its folder.
+DEPLOY_SIZE = (256, 256)
+DEPLOY_TARGET = "local"
+DEPLOY_OUTPUT = "deploy"

@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from cg_export import __version__
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.export.defaults import (
     DEFAULT_CALIBRATION_METHOD,
     DEFAULT_OPSET,
@@ -38,6 +38,9 @@ from cg_export.metadata import UINT8_LAYOUT, UINT8_RANGE, ArtifactMetadata, onnx
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
 from cg_export.sizes import verification_sizes
+
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -101,6 +104,7 @@ class OnnxExportOptions:
             30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
         trace_cache: Where to keep and find traced graphs (:class:`TraceCache`), for a caller exporting one
             generator several times; ``None`` traces every time.
+        arch: Force the architecture of a checkpoint source (see ``load_generator``).
 
     Raises:
         CgExportError: options that contradict each other (``fp16`` with ``int8``, ``int8`` without ``calib``,
@@ -121,36 +125,44 @@ class OnnxExportOptions:
     verify_photos: Path | None = None
     threads: int | None = None
     trace_cache: TraceCache | None = field(default=None, compare=False, repr=False)
+    arch: str | None = None
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> OnnxExportOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` (the formats table's common words) asks for."""
+        return cls(fp16=request.precision == "fp16", int8=request.precision == "int8",
+                   calib=request.calibration if request.precision == "int8" else None, verify=request.verify,
+                   min_psnr_db=request.min_psnr_db, threads=request.threads, arch=request.arch)
 
     def __post_init__(self) -> None:
         if not isinstance(self.opset, int) or not DEFAULT_OPSET <= self.opset <= MAX_OPSET:
-            raise CgExportError(f"--opset {self.opset}: choose {DEFAULT_OPSET} (TensorRT 8.5+) to {MAX_OPSET}, "
-                                "the opsets this exporter writes as asked")
+            raise OptionError("opset", self.opset, f"choose {DEFAULT_OPSET} (TensorRT 8.5+) to {MAX_OPSET}, the "
+                              "opsets this exporter writes as asked")
         if self.batch is not None and not 1 <= self.batch <= MAX_BATCH:
-            raise CgExportError(f"--batch {self.batch}: a fixed batch is 1 to {MAX_BATCH}; leave it out for a "
-                                "dynamic batch")
+            raise OptionError("batch", self.batch, f"a fixed batch is 1 to {MAX_BATCH}; leave it out for a "
+                              "dynamic batch")
         if self.static_size is not None and (len(self.static_size) != 2 or min(self.static_size) < 1):
-            raise CgExportError(f"--static {self.static_size}: expected a positive HEIGHTxWIDTH such as 256x256")
+            raise OptionError("static_size", self.static_size, "expected a positive HEIGHTxWIDTH such as 256x256")
         if self.threads is not None and self.threads < 1:
-            raise CgExportError(f"--threads {self.threads}: expected 1 or more")
+            raise OptionError("threads", self.threads, "expected 1 or more")
         if self.min_psnr_db is not None and math.isnan(self.min_psnr_db):
-            raise CgExportError("--min-psnr nan: expected a number of dB")
+            raise OptionError("min_psnr_db", self.min_psnr_db, "expected a number of dB")
         if self.fp16 and self.int8:
-            raise CgExportError("choose one of --fp16 and --int8")
+            raise OptionError("int8", None, "choose one of {fp16} and {int8}")
         if self.int8 and self.calib is None:
-            raise CgExportError("--int8 needs --calib DIR: a folder of your own photographs (int8 is never calibrated on noise)")
+            raise OptionError("int8", None, "{int8} needs {calib} DIR: a folder of your own photographs (int8 is never calibrated on "
+                              "noise)")
         if self.calib is not None and not self.int8:
-            raise CgExportError("--calib only applies with --int8")
+            raise OptionError("calib", None, "{calib} only applies with {int8}")
         for name in ("calib", "verify_photos"):
             folder = getattr(self, name)
             if folder is None:
                 continue
             object.__setattr__(self, name, Path(folder))
             if not Path(folder).is_dir():
-                raise CgExportError(f"--{name.replace('_', '-')} {folder}: no such folder; point it at a folder of "
-                                    "your own photographs")
+                raise OptionError(name, folder, "no such folder; point it at a folder of your own photographs")
         if self.verify_photos is not None and not self.verify:
-            raise CgExportError("--verify-photos needs verification; drop --no-verify")
+            raise OptionError("verify_photos", None, "{verify_photos} needs verification; leave {verify} on")
 
     @property
     def precision(self) -> str:
@@ -162,8 +174,6 @@ def export_onnx(
     checkpoint: str | Path | LoadedGenerator,
     output: str | Path | None = None,
     options: OnnxExportOptions | None = None,
-    *,
-    arch: str | None = None,
 ) -> OnnxExport:
     """Export a generator checkpoint to ONNX and verify it against PyTorch on real photographs.
 
@@ -172,7 +182,6 @@ def export_onnx(
         output: The ``.onnx`` path; ``None`` writes ``<checkpoint stem>[_fp16].onnx`` beside the checkpoint.
         options: Precision, shapes and verification; ``None`` is ``OnnxExportOptions()`` (fp32, opset 17, dynamic
             shapes, verified).
-        arch: Force the architecture (see ``load_generator``).
 
     Returns:
         What was written and how well it matches.
@@ -183,9 +192,9 @@ def export_onnx(
     """
     options = OnnxExportOptions() if options is None else options
     opset, static_size, batch, verify = options.opset, options.static_size, options.batch, options.verify
-    generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=arch)
+    generator = checkpoint if isinstance(checkpoint, LoadedGenerator) else load_generator(checkpoint, arch=options.arch)
     if options.uint8_io and model_input_kind(generator.config) != RGB_INPUT:
-        raise CgExportError(f"--uint8-io takes RGB camera bytes; this {generator.description} does not take RGB")
+        raise OptionError("uint8_io", None, f"{{uint8_io}} takes RGB camera bytes; this {generator.description} does not take RGB")
     precision = options.precision
     output = Path(output) if output is not None else default_output_path(generator.path, precision)
     if output.resolve() == generator.path.resolve():
@@ -195,11 +204,11 @@ def export_onnx(
     if fixed_size is not None:
         # U-GAT-IT's full model flattens its feature map into an MLP: it only runs at its training size.
         if static_size is not None and tuple(static_size) != tuple(fixed_size):
-            raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: this {generator.description} only "
-                                f"runs at {fixed_size[0]}x{fixed_size[1]}")
+            raise OptionError("static_size", tuple(static_size), f"this {generator.description} only runs at "
+                              f"{fixed_size[0]}x{fixed_size[1]}")
         static_size = tuple(fixed_size)
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
-        raise CgExportError(f"--static {static_size[0]}x{static_size[1]}: sizes must be multiples of {multiple}")
+        raise OptionError("static_size", tuple(static_size), f"sizes must be multiples of {multiple}")
 
     # The temporary file is made first: an output that cannot be written is refused before the slow work, and a
     # signal at any stage names the output it stopped.
@@ -210,13 +219,14 @@ def export_onnx(
                               cache=options.trace_cache)
         written = graph_opset(model)
         if written != opset:  # never print one opset and write another
-            raise CgExportError(f"--opset {opset}: this exporter wrote opset {written} instead; choose another --opset")
+            raise OptionError("opset", opset, f"this exporter wrote opset {written} instead; choose another {{opset}}")
         if options.fp16:
             from cg_export.export.precision import convert_to_fp16
 
             model = convert_to_fp16(model)
+        next_step = None
         if options.int8:
-            from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, quantize_int8
+            from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, int8_next_step, quantize_int8
 
             recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
             skipped: list[str] = []
@@ -226,6 +236,7 @@ def export_onnx(
                 more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
                 notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
             model = quantize_int8(model, images, recipe, progress=True)
+            next_step = int8_next_step(options.calib_method, len(images))
         add_metadata(model, generator, precision)
         onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
@@ -239,7 +250,7 @@ def export_onnx(
                 inputs += folder_batches(options.verify_photos, sizes[0], batch or 2, kind=kind)
             parity = verify_against_torch(generator.model, tmp, sizes, batch or 2, inputs=inputs,
                                           threads=options.threads)
-            check_parity(parity, precision, min_psnr_db=options.min_psnr_db)
+            check_parity(parity, precision, min_psnr_db=options.min_psnr_db, next_step=next_step)
         if options.uint8_io:
             wrapped = wrap_uint8_io(model)
             onnx.checker.check_model(wrapped, full_check=True)
@@ -342,8 +353,8 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
 
     try:
         files = find_calibration_images(folder)
-    except CgExportError as exc:
-        raise CgExportError(str(exc).replace("--calib", "--verify-photos", 1)) from None
+    except OptionError as exc:  # the same folder checks as --calib's, about this field
+        raise OptionError("verify_photos", exc.value, exc.message) from None
     photos, unreadable = [], []
     for path in files:
         if len(photos) == limit:
@@ -353,7 +364,7 @@ def folder_batches(folder: Path, size: tuple[int, int], photos_per_batch: int,
         except ImageError:
             unreadable.append(path.name)
     if not photos:
-        raise CgExportError(f"--verify-photos {folder}: none of its {len(files)} images could be read")
+        raise OptionError("verify_photos", folder, f"none of its {len(files)} images could be read")
     batches = []
     for start in range(0, len(photos), photos_per_batch):
         # The last batch is filled up from the first photographs: a fixed-batch model takes only full batches.
@@ -452,7 +463,7 @@ def to_onnx_graph(
             ``None`` traces.
     """
     if opset < DEFAULT_OPSET:
-        raise CgExportError(f"--opset {opset}: the oldest opset supported is {DEFAULT_OPSET}")
+        raise OptionError("opset", opset, f"the oldest opset supported is {DEFAULT_OPSET}")
     model.eval()
     if cache is None:
         return _trace(model, opset, static_size, batch)
@@ -556,24 +567,24 @@ def _relabel_as_opset17(model: onnx.ModelProto) -> None:
     constants = {init.name: init for init in model.graph.initializer}
     unsafe = {n.op_type for n in model.graph.node} - _OPSET17_SAFE_OPS - _AXES_TO_ATTRIBUTE_OPS
     if unsafe:
-        raise CgExportError(f"--opset 17 is not possible for this graph (ops {sorted(unsafe)}); use --opset 18")
+        raise OptionError("opset", 17, f"not possible for this graph (ops {sorted(unsafe)}); use {{opset}} 18")
     for node in model.graph.node:
         if node.op_type == "Resize":
             kept = [a for a in node.attribute if a.name not in ("antialias", "keep_aspect_ratio_policy")]
             dropped = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute if a not in kept}
             if dropped.get("antialias", 0) != 0 or dropped.get("keep_aspect_ratio_policy", b"stretch") != b"stretch":
-                raise CgExportError("--opset 17: Resize uses opset-18 features; use --opset 18")
+                raise OptionError("opset", 17, "Resize uses opset-18 features; use {opset} 18")
             del node.attribute[:]
             node.attribute.extend(kept)
         if node.op_type == "Pad" and len(node.input) > 3:
-            raise CgExportError("--opset 17: Pad uses the opset-18 axes input; use --opset 18")
+            raise OptionError("opset", 17, "Pad uses the opset-18 axes input; use {opset} 18")
         if node.op_type in _AXES_TO_ATTRIBUTE_OPS:
             if any(a.name == "noop_with_empty_axes" and a.i for a in node.attribute):
-                raise CgExportError(f"--opset 17: {node.op_type} uses noop_with_empty_axes; use --opset 18")
+                raise OptionError("opset", 17, f"{node.op_type} uses noop_with_empty_axes; use {{opset}} 18")
             kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
             if len(node.input) > 1 and node.input[1]:
                 if node.input[1] not in constants:
-                    raise CgExportError(f"--opset 17: {node.op_type} has computed axes; use --opset 18")
+                    raise OptionError("opset", 17, f"{node.op_type} has computed axes; use {{opset}} 18")
                 axes = onnx.numpy_helper.to_array(constants[node.input[1]]).astype(int).tolist()
                 kept.append(onnx.helper.make_attribute("axes", axes))
                 del node.input[1:]

@@ -21,15 +21,20 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cg_export.backends.openvino import ExecutionReport, OpenVinoRunner, import_openvino, write_rt_info
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.files import atomic_output, sha256_of
-from cg_export.metadata import ArtifactMetadata, read_onnx_metadata
+from cg_export.formats import format_named, format_of_suffix
+from cg_export.metadata import ArtifactMetadata, is_staging_path, read_onnx_metadata
 from cg_export.parity import ParityReport, check_parity, compare_outputs, measure_parity, photograph_batches
+from cg_export.threads import check_threads, default_threads
+
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
 
 # A uint8-io model returns whole grey levels: one level is its fp32 floor (as the ONNX uint8 check); the margin
 # absorbs the float rounding of a level expressed in [-1, 1].
@@ -79,22 +84,59 @@ def resolve_ir_path(output: str | Path | None, source: Path, precision: str) -> 
     if output is None:
         return default_ir_path(source, precision)
     output = Path(output)
-    if output.suffix.lower() == ".xml":
+    if format_of_suffix(output.suffix) is format_named("openvino"):
         return output
     if output.suffix and not output.is_dir():
         raise CgExportError(f"{output}: an OpenVINO IR is a .xml file (with its .bin) or a folder to hold them")
     return output / default_ir_path(source, precision).name
 
 
+@dataclass(frozen=True)
+class OpenVinoExportOptions:
+    """How :func:`export_openvino` converts, verifies and writes an IR; every default is the exporter's.
+
+    Attributes:
+        fp16: Compress float weights to fp16 (half the file; GPU and NPU compute in fp16, the CPU decompresses).
+        uint8_io: For a checkpoint source: take and return uint8 NHWC RGB (see ``cg-export onnx --uint8-io``).
+            An ``.onnx`` source keeps the I/O it was exported with.
+        arch: Force the architecture of a checkpoint source.
+        verify: Compare the IR with the reference before it is kept.
+        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's floor (50 dB fp32, 40 dB fp16,
+            30 dB int8).
+        threads: CPU threads of the export check and the verification (every runtime alike); ``None``:
+            :func:`cg_export.threads.default_threads`.
+
+    Raises:
+        OptionError: ``threads`` below 1 (checked when the options are made, before minutes of conversion).
+    """
+
+    fp16: bool = False
+    uint8_io: bool = False
+    arch: str | None = None
+    verify: bool = True
+    min_psnr_db: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_threads(self.threads, "threads")
+
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> OpenVinoExportOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` asks for. An IR's int8 comes from the QDQ ONNX
+        file it converts (the precision matrix's ``made_from``), so only fp16 is a conversion setting here."""
+        return cls(fp16=request.precision == "fp16", arch=request.arch, verify=request.verify,
+                   min_psnr_db=request.min_psnr_db, threads=request.threads)
+
+    @property
+    def precision(self) -> str:
+        """What the options alone ask for: ``fp16`` or ``fp32`` (an int8 IR is an fp32 conversion of a QDQ file)."""
+        return "fp16" if self.fp16 else "fp32"
+
+
 def export_openvino(
     source: str | Path,
     output: str | Path | None = None,
-    *,
-    fp16: bool = False,
-    uint8_io: bool = False,
-    arch: str | None = None,
-    verify: bool = True,
-    min_psnr_db: float | None = None,
+    options: OpenVinoExportOptions | None = None,
 ) -> OpenVinoExport:
     """Convert a generator checkpoint or an ``.onnx`` model to OpenVINO IR and verify it on real photographs.
 
@@ -103,13 +145,7 @@ def export_openvino(
             (fp32, fp16, int8 QDQ, ``--uint8-io``).
         output: The ``.xml``, or a folder to write ``<stem>.xml`` and ``<stem>.bin`` into; ``None`` writes
             ``<stem>[_fp16]_openvino/`` beside the source.
-        fp16: Compress float weights to fp16 (half the file; GPU and NPU compute in fp16, the CPU decompresses).
-        uint8_io: For a checkpoint source: take and return uint8 NHWC RGB (see ``cg-export onnx --uint8-io``).
-            An ``.onnx`` source keeps the I/O it was exported with.
-        arch: Force the architecture of a checkpoint source.
-        verify: Compare the IR with the reference before it is kept.
-        min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's floor (50 dB fp32, 40 dB fp16,
-            30 dB int8).
+        options: Precision, I/O and verification (``None``: :class:`OpenVinoExportOptions` defaults).
 
     Returns:
         What was written and how well it matches.
@@ -119,16 +155,19 @@ def export_openvino(
         BackendError: the ONNX file cannot be read or converted.
         ParityError: verification failed; nothing was written.
     """
+    options = options or OpenVinoExportOptions()
+    fp16, uint8_io, arch, verify, min_psnr_db, threads = (options.fp16, options.uint8_io, options.arch, options.verify,
+                                                          options.min_psnr_db, options.threads)
     source = Path(source)
     ov = import_openvino()
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
-    is_onnx = source.suffix.lower() == ".onnx"
+    is_onnx = format_of_suffix(source.suffix) is format_named("onnx")
     if is_onnx and uint8_io:
         raise CgExportError(f"{source}: an .onnx keeps the I/O it was exported with; for uint8 I/O export it with "
                             "cg-export onnx --uint8-io, or convert the checkpoint")
     if is_onnx and arch is not None:
-        raise CgExportError("--arch applies to checkpoint sources only")
+        raise OptionError("arch", None, "{arch} applies to checkpoint sources only")
     # The output is settled before anything is exported, so a bad -o fails in a second, not after an export.
     source_precision = read_onnx_metadata(source).precision if is_onnx else "fp32"
     precision = "fp16" if fp16 and source_precision == "fp32" else source_precision
@@ -144,7 +183,7 @@ def export_openvino(
 
             # The same verified export as cg-export onnx: if PyTorch and ONNX Runtime disagree, no IR is made.
             onnx_export = export_onnx(source, Path(scratch) / f"{source.stem}.onnx",
-                                      OnnxExportOptions(uint8_io=uint8_io, verify=verify), arch=arch)
+                                      OnnxExportOptions(uint8_io=uint8_io, verify=verify, threads=threads, arch=arch))
             onnx_path, reference, generator = onnx_export.path, "PyTorch", onnx_export.generator
         recorded = read_onnx_metadata(onnx_path)
         started = time.perf_counter()
@@ -161,7 +200,8 @@ def export_openvino(
             export_seconds = time.perf_counter() - started
             parity, execution = None, None
             if verify:
-                parity, execution = verify_ir(staged, generator.model if generator else None, onnx_path, metadata)
+                parity, execution = verify_ir(staged, generator.model if generator else None, onnx_path, metadata,
+                                              threads=threads)
                 limit = UINT8_LEVEL if metadata.uint8_io and precision == "fp32" else None
                 check_parity(parity, precision, min_psnr_db=min_psnr_db, max_abs_err=limit)
             # .bin first: the .xml is what every tool opens, so it must never point at old weights.
@@ -177,47 +217,57 @@ def export_openvino(
 
 def ir_metadata(recorded: ArtifactMetadata, precision: str, fp16: bool, openvino_version: str,
                 onnx_source: Path | None) -> ArtifactMetadata:
-    """The ONNX model's metadata, with the IR's precision and where it came from added."""
+    """The ONNX model's metadata, with the IR's precision and where it came from added.
+
+    The source checkpoint (path and digest) is the one the ONNX model records. The ONNX file itself is recorded
+    (``converted_from``) only when it lasts: deploy converts its own candidate inside the deployment being built,
+    whose scratch path would be gone by the time anyone read it.
+    """
     extra = dict(recorded.extra, openvino_version=openvino_version)
     if fp16:
         extra["weight_compression"] = "fp16"
-    if onnx_source is not None:
+    if onnx_source is not None and not is_staging_path(onnx_source):
         extra["converted_from"] = str(onnx_source.resolve())
         extra["converted_from_sha256"] = sha256_of(onnx_source)
     return replace(recorded, precision=precision, extra=extra)
 
 
-def verify_ir(ir_path: Path, torch_model: Any, onnx_path: Path, metadata: ArtifactMetadata
+def verify_ir(ir_path: Path, torch_model: Any, onnx_path: Path, metadata: ArtifactMetadata, threads: int | None = None
               ) -> tuple[ParityReport, ExecutionReport]:
     """The IR on OpenVINO's CPU vs PyTorch (``torch_model`` given) or ONNX Runtime (the ONNX source).
+
+    Args:
+        threads: CPU threads of every runtime involved; ``None``: :func:`cg_export.threads.default_threads`.
 
     Returns:
         Parity on photographs at a square and a non-square size, and the kernels OpenVINO compiled.
     """
-    with OpenVinoRunner(ir_path) as candidate:
+    with OpenVinoRunner(ir_path, threads=threads) as candidate:
         sizes = [candidate.info.static_size] if candidate.info.static_size else verification_sizes(
             metadata.size_multiple)
         inputs = photograph_batches(sizes, candidate.info.batch or 2)
         if torch_model is not None:
             from cg_export.backends.torch import TorchRunner
 
-            with TorchRunner(torch_model) as reference:
+            with TorchRunner(torch_model, threads=threads) as reference:
                 return measure_parity(reference, candidate, inputs), candidate.execution
         if metadata.uint8_io:
-            return _uint8_parity(onnx_path, candidate, inputs), candidate.execution
+            return _uint8_parity(onnx_path, candidate, inputs, threads), candidate.execution
         from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 
-        with OnnxRuntimeRunner(onnx_path, providers=["CPUExecutionProvider"]) as reference:
+        with OnnxRuntimeRunner(onnx_path, providers=["CPUExecutionProvider"], threads=threads) as reference:
             return measure_parity(reference, candidate, inputs), candidate.execution
 
 
-def _uint8_parity(onnx_path: Path, candidate: OpenVinoRunner, inputs: list[tuple[str, np.ndarray]]) -> ParityReport:
+def _uint8_parity(onnx_path: Path, candidate: OpenVinoRunner, inputs: list[tuple[str, np.ndarray]],
+                  threads: int | None = None) -> ParityReport:
     # ONNX Runtime's runner speaks float only; a uint8 graph is compared byte for byte through a bare session.
     from cg_export.backends.onnxruntime import import_onnxruntime
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads or default_threads()
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     report = ParityReport()
     for label, batch in inputs:

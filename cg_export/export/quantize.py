@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from cg_export.errors import CgExportError, ImageError
+from cg_export.errors import CgExportError, ImageError, OptionError
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from cg_export.graph_edit import prune_unused
 from cg_export.images import IMAGE_SUFFIXES, RGB_INPUT, fit_to_size, load_image, to_model_input
@@ -53,18 +53,33 @@ class Int8Recipe:
 DEFAULT_RECIPE = Int8Recipe()
 
 
+def int8_next_step(method: str, photographs: int) -> str:
+    """What to try after an int8 export missed its floor, given what this one tried: the calibration methods not
+    yet used (never the one just used), more photographs than the ``photographs`` it was calibrated on, or fp16.
+
+    Mixed precision (some layers fp16) is not offered: no exporter here makes it yet.
+    """
+    others = [name for name in CALIBRATION_METHODS if name != method]
+    steps = [f"calibrate on more (and more typical) photographs of your own than the {photographs} it was "
+             "calibrated on (--calib)"]
+    if others:
+        steps.append("try " + " or ".join(f"--calib-method {name}" for name in others) + f" (this was {method})")
+    steps.append("ship fp16 (--fp16)")
+    return ", ".join(steps[:-1]) + ", or " + steps[-1]
+
+
 def find_calibration_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive), sorted.
 
     Raises:
-        CgExportError: the folder is missing or holds no image files.
+        OptionError: (field ``calib``) the folder is missing or holds no image files.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise CgExportError(f"--calib {folder}: no such folder; point it at a folder of your own photographs")
+        raise OptionError("calib", folder, "no such folder; point it at a folder of your own photographs")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise CgExportError(f"--calib {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise OptionError("calib", folder, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
@@ -97,7 +112,7 @@ def calibration_batches(
         yielded += 1
         yield to_model_input([fit_to_size(image, size, size)], kind)
     if not yielded:
-        raise CgExportError(f"--calib {folder}: none of the {len(files)} images could be read ({failures[0]})")
+        raise OptionError("calib", folder, f"none of the {len(files)} images could be read ({failures[0]})")
 
 
 def quantize_int8(

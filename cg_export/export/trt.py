@@ -22,14 +22,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
-from cg_export.backends.registry import backend_named
 from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
+from cg_export.export.defaults import DEFAULT_MAX_SHAPE, DEFAULT_MIN_SHAPE, DEFAULT_OPT_SHAPE
 from cg_export.files import atomic_output, sha256_of
+from cg_export.formats import format_named, format_of_suffix
 from cg_export.images import model_input_kind
 from cg_export.metadata import ArtifactMetadata, onnx_props
 from cg_export.parity import ParityReport, check_parity, measure_parity, photograph_batches
@@ -49,9 +50,9 @@ from cg_export.tensorrt.versions import (
     too_old,
 )
 
-DEFAULT_MIN_SHAPE = (1, 3, 128, 128)
-DEFAULT_OPT_SHAPE = (1, 3, 256, 256)
-DEFAULT_MAX_SHAPE = (1, 3, 1024, 1024)
+if TYPE_CHECKING:
+    from cg_export.export.run import ExportRequest
+
 INT8_CALIBRATION_ADVICE = (
     "--calib: INT8 calibration is done when exporting the ONNX model (cg-export onnx --int8 --calib DIR writes a "
     "QDQ model); pass that .onnx to cg-export trt --int8"
@@ -172,6 +173,8 @@ def resolve_profile(
     graph_dims: tuple[int | None, ...],
     size_multiple: int,
     dla: bool = False,
+    fields: tuple[str, str, str] = ("min_shape", "opt_shape", "max_shape"),
+    batch: int | None = None,
 ) -> ShapeProfile:
     """The optimization profile: given shapes validated, missing ones defaulted and fitted to the model.
 
@@ -183,8 +186,13 @@ def resolve_profile(
         graph_dims: The graph input's dims, ``None`` where dynamic.
         size_multiple: Height and width must be multiples of this.
         dla: Building for DLA, which needs one static shape.
+        fields: The option each shape came from, for errors (``size_range`` when it was made from a size range).
+        batch: The N of the default shapes (default 1).
+
+    Raises:
+        OptionError: a given shape does not fit the model.
     """
-    given = {"--min-shape": min_shape, "--opt-shape": opt_shape, "--max-shape": max_shape}
+    given = dict(zip(fields, (min_shape, opt_shape, max_shape)))
     if len(graph_dims) != 4:
         raise CgExportError(f"the model's input has {len(graph_dims)} dimensions; expected an NCHW image input")
     for option, shape in given.items():
@@ -192,18 +200,17 @@ def resolve_profile(
             continue
         for axis, (value, fixed) in enumerate(zip(shape, graph_dims)):
             if fixed is not None and value != fixed:
-                raise CgExportError(
-                    f"{option} {_fmt(shape)}: the model fixes dimension {axis} to {fixed} "
+                raise OptionError(
+                    option, _fmt(shape), f"the model fixes dimension {axis} to {fixed} "
                     f"(its input is {'x'.join('?' if d is None else str(d) for d in graph_dims)})"
                 )
         if shape[2] % size_multiple or shape[3] % size_multiple:
             example = (*shape[:2], round_down(shape[2], size_multiple), round_down(shape[3], size_multiple))
-            raise CgExportError(
-                f"{option} {_fmt(shape)}: height and width must be multiples of {size_multiple} for this generator "
-                f"(e.g. {_fmt(example)})"
-            )
+            raise OptionError(option, _fmt(shape), f"height and width must be multiples of {size_multiple} for this "
+                              f"generator (e.g. {_fmt(example)})")
 
     def fitted(default: tuple[int, int, int, int], rounding: Any) -> tuple[int, int, int, int]:
+        default = (batch or default[0], *default[1:])  # type: ignore[assignment]
         dims = [fixed if fixed is not None else value for value, fixed in zip(default, graph_dims)]
         for axis in (2, 3):
             if graph_dims[axis] is None:
@@ -225,12 +232,13 @@ def resolve_profile(
         raise CgExportError(f"shape profile {profile.describe()}: each dimension needs min <= opt <= max")
     if dla:
         if not profile.is_static:
-            raise CgExportError(
-                f"--dla-core needs one static shape, but the profile is {profile.describe()}: give --min-shape, "
-                "--opt-shape and --max-shape the same value (e.g. 1x3x256x256)"
+            raise OptionError(
+                "dla_core", None, f"{{dla_core}} needs one static shape, but the profile is {profile.describe()}: give "
+                "{size} alone (e.g. 256x256)"
             )
         if max(profile.max[1:]) > DLA_MAX_DIM:
-            raise CgExportError(f"--dla-core: DLA takes dimensions up to {DLA_MAX_DIM}; got {_fmt(profile.max)}")
+            raise OptionError("dla_core", None, f"{{dla_core}}: DLA takes dimensions up to {DLA_MAX_DIM}; got "
+                              f"{_fmt(profile.max)}")
     return profile
 
 
@@ -387,7 +395,7 @@ def _input_dims(model: onnx.ModelProto) -> tuple[int | None, ...]:
 def _load_source(source: Path, arch: str | None) -> _Source:
     if not source.is_file():
         raise CgExportError(f"{source}: no such file")
-    if source.suffix.lower() in backend_named("onnxruntime").suffixes:  # what the table calls an ONNX file
+    if format_of_suffix(source.suffix) is format_named("onnx"):
         from cg_export.external_data import check_external_data
 
         check_external_data(source)  # before onnx.load reads any external data file
@@ -426,8 +434,13 @@ class EngineOptions:
         fp16: Run in FP16 (asked for the way the installed TensorRT wants it; see the module docstring).
         int8: Run in INT8 from a QDQ ONNX model (explicit quantization; calibration is the ONNX exporter's job,
             see ``cg-export onnx --int8 --calib``).
-        min_shape, opt_shape, max_shape: Optimization profile, NCHW; ``None`` takes the default (1x3x128x128 /
-            1x3x256x256 / 1x3x1024x1024) fitted to the model.
+        size: Height and width the engine runs at: alone, a static engine (min = opt = max); with ``size_range``,
+            the size it is optimised for.
+        size_range: Smallest and largest ``(height, width)`` the engine takes.
+        batch: Images per inference call (the profile's N; default 1, or what the model fixes).
+        min_shape, opt_shape, max_shape: The optimization profile written out, NCHW, instead of ``size``,
+            ``size_range`` and ``batch``; ``None`` takes the default (:data:`cg_export.export.defaults.DEFAULT_MIN_SHAPE`
+            and its opt and max) fitted to the model.
         workspace_mb: Builder workspace limit in MiB (``None``: TensorRT's default, all free GPU memory).
         timing_cache: A timing cache file, read if it exists and written back, so rebuilds skip kernel timing.
         dla_core: Build for this DLA core (Jetson Xavier / Orin) with GPU fallback; needs a static shape and
@@ -446,6 +459,9 @@ class EngineOptions:
 
     fp16: bool = False
     int8: bool = False
+    size: tuple[int, int] | None = None
+    size_range: tuple[tuple[int, int], tuple[int, int]] | None = None
+    batch: int | None = None
     min_shape: tuple[int, int, int, int] | None = None
     opt_shape: tuple[int, int, int, int] | None = None
     max_shape: tuple[int, int, int, int] | None = None
@@ -458,24 +474,68 @@ class EngineOptions:
     arch: str | None = None
     threads: int | None = None
 
+    @classmethod
+    def from_request(cls, request: ExportRequest) -> EngineOptions:
+        """The options an :class:`~cg_export.export.ExportRequest` (the formats table's common words) asks for: an
+        engine tuned at ``request.size`` and taking ``request.size_range`` (alone, the size: a static engine)."""
+        return cls(fp16=request.precision == "fp16", int8=request.precision == "int8", verify=request.verify,
+                   min_psnr_db=request.min_psnr_db, arch=request.arch, threads=request.threads, size=request.size,
+                   size_range=request.size_range)
+
+    @property
+    def precision(self) -> str:
+        """``"int8"``, ``"fp16"`` or ``"fp32"``."""
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
+
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise CgExportError(f"--threads {self.threads}: expected 1 or more")
+            raise OptionError("threads", self.threads, "expected 1 or more")
+        if self.batch is not None and self.batch < 1:
+            raise OptionError("batch", self.batch, "expected 1 or more images per call")
+        sized = (self.size, self.size_range, self.batch) != (None, None, None)
+        if sized and (self.min_shape, self.opt_shape, self.max_shape) != (None, None, None):
+            raise OptionError("size", None, "give {size}, {size_range} and {batch}, or the NCHW {min_shape}, "
+                              "{opt_shape} and {max_shape}, not both")
+
+    def profile_shapes(self, graph_dims: tuple[int | None, ...]) -> tuple[tuple[Any, Any, Any], tuple[str, str, str]]:
+        """The NCHW min / opt / max shapes asked for (``None`` where the default applies), and the field each came
+        from: ``size`` / ``size_range`` / ``batch`` made into shapes, or the shapes given as they are.
+
+        Args:
+            graph_dims: The graph input's dims (``None`` where dynamic): its channels fill C.
+        """
+        if (self.size, self.size_range, self.batch) == (None, None, None):
+            return (self.min_shape, self.opt_shape, self.max_shape), ("min_shape", "opt_shape", "max_shape")
+        if self.batch and graph_dims and graph_dims[0] and self.batch != graph_dims[0]:
+            raise OptionError("batch", self.batch, f"the model fixes the batch to {graph_dims[0]}")
+        batch = self.batch or graph_dims[0] or 1
+        channels = graph_dims[1] if len(graph_dims) == 4 and graph_dims[1] else DEFAULT_OPT_SHAPE[1]
+
+        def nchw(size: tuple[int, int]) -> tuple[int, int, int, int]:
+            return (batch, channels, *size)
+
+        if self.size_range is not None:
+            low, high = self.size_range
+            shapes = (nchw(low), nchw(self.size) if self.size else None, nchw(high))
+            return shapes, ("size_range", "size", "size_range")
+        if self.size is not None:  # one size alone: a static engine, as a fixed --size is in cg-export onnx
+            return (nchw(self.size),) * 3, ("size", "size", "size")
+        return (None, None, None), ("batch", "batch", "batch")  # the default sizes, with this batch
 
 
 def _check_options(options: EngineOptions, version: tuple[int, ...]) -> None:
     level = options.builder_optimization_level
     if level is not None and level not in BUILDER_OPTIMIZATION_LEVELS:
         levels = BUILDER_OPTIMIZATION_LEVELS
-        raise CgExportError(f"--builder-optimization-level {level}: expected {levels[0]} to {levels[-1]}")
+        raise OptionError("builder_optimization_level", level, f"expected {levels[0]} to {levels[-1]}")
     if level is not None and major_minor(version) < BUILDER_OPTIMIZATION_LEVEL_FROM:
-        raise CgExportError(
-            f"--builder-optimization-level needs TensorRT {dotted(BUILDER_OPTIMIZATION_LEVEL_FROM)} or newer"
-        )
+        raise OptionError("builder_optimization_level", None, "{builder_optimization_level} needs TensorRT "
+                          f"{dotted(BUILDER_OPTIMIZATION_LEVEL_FROM)} or newer")
     if options.workspace_mb is not None and options.workspace_mb <= 0:
-        raise CgExportError(f"--workspace {options.workspace_mb}: expected a positive number of MiB")
+        raise OptionError("workspace_mb", options.workspace_mb, "expected a positive number of MiB")
     if options.dla_core is not None and not (options.fp16 or options.int8):
-        raise CgExportError("--dla-core: DLA runs FP16 or INT8 only; add --fp16 (or --int8 with a QDQ model)")
+        raise OptionError("dla_core", None, "{dla_core}: DLA runs FP16 or INT8 only; add {fp16} (or {int8} with a QDQ "
+                          "model)")
 
 
 def build_engine(
@@ -514,10 +574,10 @@ def build_engine(
             "model (explicit quantization): export one with cg-export onnx --int8 --calib DIR"
         )
     plan = plan_build(version, fp16=options.fp16, int8=options.int8, graph_is_fp16=graph_is_fp16(source.model))
-    profile = resolve_profile(
-        options.min_shape, options.opt_shape, options.max_shape, graph_dims=_input_dims(source.model),
-        size_multiple=source.size_multiple, dla=dla,
-    )
+    graph_dims = _input_dims(source.model)
+    shapes, fields = options.profile_shapes(graph_dims)
+    profile = resolve_profile(*shapes, graph_dims=graph_dims, size_multiple=source.size_multiple, dla=dla, fields=fields,
+                              batch=options.batch)
     output = Path(output) if output is not None else default_engine_path(source.path, plan.precision)
     if output.resolve() == source.path.resolve():
         raise CgExportError(f"{output}: the engine would overwrite its source; choose another -o")
@@ -581,7 +641,7 @@ def build_engine(
 
 
 def _preflight(model: onnx.ModelProto, version: tuple[int, ...], dla: bool) -> None:
-    from cg_export.check import check_model
+    from cg_export.tensorrt.check import check_model
 
     report = check_model(model, version, dla=dla)
     errors = [finding for finding in report.findings if finding.severity == "error"]
@@ -604,7 +664,7 @@ def _parse(trt: Any, builder: Any, logger: Any, plan: BuildPlan, graph: onnx.Mod
         errors = [parser.get_error(i).desc() for i in range(parser.num_errors)]
         raise EngineBuildError(
             f"TensorRT's ONNX parser rejected the model: {'; '.join(errors[:3]) or 'no reason given'} "
-            "(cg-export check MODEL.onnx --target trt=VERSION lists what this TensorRT does not take)"
+            "(cg-export check MODEL.onnx --trt-version VERSION lists what this TensorRT does not take)"
         )
     return network, parser
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cg_export.errors import ArchitectureError, CheckpointError
+from cg_export.errors import ArchitectureError, CheckpointError, CheckpointOptionError
 from cg_export.files import atomic_output, sha256_of
 from cg_export.models import safety
 from cg_export.models.layers import read_norm
@@ -152,7 +152,7 @@ def load_generator(path: str | Path, arch: str | None = None, direction: str | N
     """
     path = Path(path)
     if direction is not None and direction not in DIRECTIONS:
-        raise CheckpointError(f"--direction {direction}: choose one of {', '.join(DIRECTIONS)}")
+        raise CheckpointOptionError("direction", direction, f"choose one of {', '.join(DIRECTIONS)}")
     payload = _read_checkpoint(path)
     notes: list[str] = []
     meta: dict[str, Any] = {}

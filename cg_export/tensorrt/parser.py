@@ -64,7 +64,7 @@ RESIZE_MODES = {"nearest", "linear"}
 RESIZE_COORDINATES = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
 RESIZE_NEAREST_MODES = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
 
-# The oldest release whose matrix is here, so the oldest ``cg-export check --target`` takes.
+# The oldest release whose matrix is here, so the oldest ``cg-export check --trt-version`` takes.
 OLDEST_CHECKABLE = PARSER_SUPPORT[0].since
 
 

@@ -238,7 +238,7 @@ def read_sidecar(engine_path: str | Path) -> EngineRecord | None:
 def read_engine_metadata(engine_path: str | Path) -> ArtifactMetadata | None:
     """What an engine's sidecar records (precision, size multiple, source); ``None`` without a sidecar.
 
-    The TensorRT row's metadata reader in :data:`cg_export.backends.registry.BACKENDS`: it needs no TensorRT.
+    The TensorRT row's metadata reader in :data:`cg_export.formats.FORMATS`: it needs no TensorRT.
     """
     record = read_sidecar(engine_path)
     return record.metadata() if record is not None else None

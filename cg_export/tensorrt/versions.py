@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cg_export.formats import format_named
 from cg_export.optional import import_optional
 
 OLDEST_SUPPORTED = (8, 5)
@@ -29,11 +30,7 @@ BUILDER_OPTIMIZATION_LEVELS = range(0, 6)
 # From this release on, FP16 comes from the graph (strongly typed network) rather than from a builder flag.
 STRONGLY_TYPED_FROM = (10, 12)
 
-TENSORRT_HINT = (
-    "on Jetson it comes with JetPack (sudo apt install nvidia-jetpack, then use the system python3 or a venv made "
-    "with --system-site-packages); on x86 pip install tensorrt-cu12 (or tensorrt-cu13) from NVIDIA's index, "
-    "--extra-index-url https://pypi.nvidia.com"
-)
+TENSORRT_HINT = format_named("trt").requirement.install
 
 
 def import_tensorrt() -> Any:

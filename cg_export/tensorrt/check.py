@@ -1,6 +1,6 @@
 """Pre-flight for TensorRT: what a given TensorRT's ONNX parser (and DLA) will refuse, found without a GPU.
 
-``cg-export check MODEL.onnx --target trt=8.6 --dla`` reads the graph and reports, per node, what TensorRT of
+``cg-export check MODEL.onnx --trt-version 8.6 --dla`` reads the graph and reports, per node, what TensorRT of
 that version does not take: an opset above what its parser reads, operators it lacks, attributes it does not
 implement (Resize modes, non-constant padding), quantization it cannot run (Q/DQ with a non-zero or unsigned
 zero point), and, for DLA, the dynamic shapes and layers that DLA cannot run and that fall back to the GPU.
@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from cg_export.errors import CgExportError
+from cg_export.errors import CgExportError, OptionError
 from cg_export.external_data import external_data_files as check_external_data_files
 from cg_export.tensorrt.dla import DLA_EXPLICIT_QUANTIZATION_FROM, DLA_MAX_BATCH, DLA_MAX_DIM, DLA_OPS
 from cg_export.tensorrt.parser import (
@@ -97,15 +97,18 @@ class CheckReport:
 
 
 def parse_target(text: str | None) -> tuple[int, ...] | None:
-    """``"trt"`` -> ``None`` (the default version); ``"trt=8.6"`` -> ``(8, 6)``; ``"trt=10.3.0"`` -> ``(10, 3, 0)``.
+    """The TensorRT version a check judges by: ``"8.6"`` (or ``"trt=8.6"``) -> ``(8, 6)``; ``"trt=10.3.0"`` ->
+    ``(10, 3, 0)``; ``None`` or ``"trt"`` -> ``None`` (the installed TensorRT, else the oldest supported).
 
     Raises:
-        CgExportError: not ``trt`` or ``trt=MAJOR.MINOR``.
+        OptionError: (field ``trt_version``) not a version, ``trt`` or ``trt=VERSION``.
     """
     text = (text or "trt").strip().lower()
+    if text[:1].isdigit():  # a bare version, as --trt-version takes it
+        text = f"trt={text}"
     name, _, version = text.partition("=")
     if name not in ("trt", "tensorrt"):
-        raise CgExportError(f"--target {text!r}: the only target is trt, optionally trt=VERSION such as trt=8.6")
+        raise OptionError("trt_version", repr(text), "expected a TensorRT version such as 8.6 (or trt=8.6)")
     if not version:
         return None
     try:
@@ -113,8 +116,8 @@ def parse_target(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         numbers = ()
     if not numbers or len(numbers) > 4 or major_minor(numbers) < OLDEST_CHECKABLE:
-        raise CgExportError(f"--target {text!r}: expected a TensorRT version {dotted(OLDEST_CHECKABLE)} or newer, "
-                            "such as trt=8.6 or trt=10.3")
+        raise OptionError("trt_version", repr(text), f"expected a TensorRT version {dotted(OLDEST_CHECKABLE)} or "
+                          "newer, such as 8.6 or 10.3")
     return numbers if len(numbers) > 1 else (numbers[0], 0)
 
 
@@ -124,17 +127,17 @@ def default_version() -> tuple[tuple[int, ...], str]:
         return tensorrt_version(import_tensorrt()), "the installed TensorRT"
     except ImportError:  # not installed (MissingDependencyError is an ImportError) or a broken install
         return DEFAULT_TARGET, (f"no TensorRT here: the oldest cg-export builds for ({OLDEST_SUPPORTED_PLATFORM}); "
-                                "pass --target trt=VERSION")
+                                "name a TensorRT version to check against another")
 
 
-def check_file(path: str | Path, target: str | None = None, dla: bool = False) -> CheckReport:
-    """Pre-flight an ONNX file against ``--target`` (``trt`` or ``trt=VERSION``).
+def check_file(path: str | Path, trt_version: str | None = None, dla: bool = False) -> CheckReport:
+    """Pre-flight an ONNX file against a TensorRT version (``"8.6"``; see :func:`parse_target`).
 
     Raises:
         CgExportError: the file is missing or not ONNX, or the target is malformed.
     """
     path = Path(path)
-    version = parse_target(target)
+    version = parse_target(trt_version)
     if not path.is_file():
         raise CgExportError(f"{path}: no such file")
     try:
