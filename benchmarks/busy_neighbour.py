@@ -72,8 +72,8 @@ def commands(inputs: dict[str, Path], work: Path, args: argparse.Namespace) -> d
     """The timed command lines, without ``--threads``; ``{run}`` stands for a fresh folder per run."""
     python = sys.executable
     return {
-        "cg-train": [python, "-m", "training.cli", str(inputs["data"]), "--name", "busy", "--out", "{run}",
-                     "--epochs", str(max(1, args.steps // args.images)), "--image-size", str(args.size),
+        "cg-train": [python, "-m", "training.cli", str(inputs["data"]), "--name", "busy", "--output", "{run}",
+                     "--epochs", str(max(1, args.steps // args.images)), "--size", str(args.size),
                      "--ngf", str(args.ngf), "--ndf", str(args.ngf), "--n-blocks", "3", "--no-progress"],
         "cg-stylize (PyTorch)": [python, "-m", "cg_export.cli.stylize", str(inputs["pt"]), str(inputs["photos"]),
                                  "-o", "{run}", "--no-progress"],
