@@ -316,10 +316,12 @@ def check_uint8_io(model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int
     from cg_export.backends.onnxruntime import import_onnxruntime
     from cg_export.errors import ParityError
     from cg_export.images import to_uint8
+    from cg_export.threads import ThreadSettings
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    ThreadSettings.resolve().apply_to_onnxruntime(options)  # the usable cores, waiting passively (cg_export.threads)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     for label, batch in photograph_batches(sizes, photos_per_batch):
         images = np.rint((batch + 1.0) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)

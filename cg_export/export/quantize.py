@@ -22,6 +22,7 @@ from cg_export.errors import CgExportError, ImageError, OptionError
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from cg_export.graph_edit import prune_unused
 from cg_export.images import IMAGE_SUFFIXES, RGB_INPUT, fit_to_size, load_image, to_model_input
+from cg_export.threads import ThreadSettings
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ def equalize_pre_norm_convs(model: onnx.ModelProto, calibration: Sequence[np.nda
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    ThreadSettings.resolve().apply_to_onnxruntime(options)  # the usable cores, waiting passively (cg_export.threads)
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = [node.output[0] for node in targets]
     sums: dict[str, np.ndarray] = {}
