@@ -313,3 +313,31 @@ def test_a_truncated_mkv_says_how_many_frames_its_duration_implied(inputs, tmp_p
         kept = sum(1 for _ in container.decode(video=0))
     assert f"decoded {kept} of the about 12 frames its duration (1.50 s at 8 frames/s) implies" in warning, warning
     assert 0 < kept < 12
+
+
+# --- the training commands ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_cg_train_and_cg_compress_with_its_own_exit_status(inputs, tmp_path, monkeypatch,
+                                                                          signal_number):
+    """They caught KeyboardInterrupt (which SIGTERM raises too) and exited 130 for both."""
+    import training.compress as compress_module
+    import training.trainer as trainer_module
+    from training.cli import app as train_app
+    from training.compress_cli import app as compress_app
+
+    def stopped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        os.kill(os.getpid(), signal_number)
+
+    monkeypatch.setattr(trainer_module, "train", stopped)
+    monkeypatch.setattr(compress_module, "compress", stopped)
+    data = tmp_path / "data"
+    for domain in ("trainA", "trainB"):
+        (data / domain).mkdir(parents=True)
+    trained = CliRunner().invoke(train_app, [str(data), "--name", "run", "--output", str(tmp_path / "runs")])
+    distilled = CliRunner().invoke(compress_app, [str(inputs["checkpoint"]), str(inputs["photos"]), "-o",
+                                                  str(tmp_path / "student.pt")])
+    monkeypatch.undo()
+    for result in (trained, distilled):
+        assert result.exit_code == 128 + signal_number, (result.exit_code, result.stderr)
+        assert "interrupted; nothing was saved yet" in result.stderr and "Traceback" not in result.stderr
