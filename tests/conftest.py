@@ -32,6 +32,22 @@ def with_legacy_instance_norm_stats(model: nn.Module) -> dict[str, torch.Tensor]
     return state
 
 
+def assert_same_state(a, b, where: str = "state") -> None:
+    """``a`` and ``b`` hold the same keys and values, tensors bit for bit (dtype included)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{where}: keys {list(a)} != {list(b)}"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), f"{where} differs"
+        for index, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{index}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny checkpoints: ours, pytorch-CycleGAN-and-pix2pix bare state dicts, PyTorch-GAN bare state dicts."""

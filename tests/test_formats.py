@@ -134,3 +134,20 @@ def test_unknown_paths_say_what_is_wrong(tmp_path):
         backend_for(tmp_path / "notes.txt")
     with pytest.raises(BackendError, match="unknown format 'tflite'"):
         format_named("tflite")
+
+
+@pytest.mark.parametrize("verb, suffix, title", [("onnx", ".onnx", "ONNX fp32"), ("openvino", ".xml", "OpenVINO IR fp32")])
+def test_every_export_command_ends_with_the_same_written_line(checkpoints, tmp_path, verb, suffix, title):
+    """One wrapper for every exporter: the same last line, with the size of the model and its companions."""
+    from typer.testing import CliRunner
+
+    from cg_export.cli.export import app
+
+    if format_named(verb).missing():
+        pytest.skip(format_named(verb).missing())
+    output = tmp_path / f"g{suffix}"
+    result = CliRunner().invoke(app, [verb, str(checkpoints["ours.pt"]), "-o", str(output), "--no-verify"])
+    assert result.exit_code == 0, result.output
+    last = result.stdout.strip().splitlines()[-1]
+    size = sum(path.stat().st_size for path in format_named(verb).files(output)) / 1e6
+    assert last.startswith(f"wrote     {title}: {output} ({size:.1f} MB) in ") and last.endswith(" s")

@@ -168,7 +168,7 @@ def test_rewrite_leaves_values_and_everything_after_a_double_dash_alone(capsys):
 
 
 def test_old_check_target_still_checks(tmp_path):
-    from cg_export.check import parse_target
+    from cg_export.tensorrt.check import parse_target
 
     assert parse_target("trt=8.6") == parse_target("8.6") == (8, 6) and parse_target("trt") is None
 

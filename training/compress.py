@@ -14,35 +14,30 @@ decaying linearly to zero, lambda_recon 10, lambda_distill 0.01, lambda_gan 1, L
 
 A run lives beside the student file ``student.pt`` in ``student_compress/``: ``losses.jsonl``, ``samples/epoch_NNN.png``
 (rows of photo | teacher | student) and ``compress_state.pt`` (everything needed to resume exactly, loadable with
-``torch.load(weights_only=True)``). Saves are atomic, the state last, as in ``cg-train``; the data order and the
-augmentation of every step are drawn from ``(seed, epoch, position)``, so a resumed run ends bit for bit where an
-uninterrupted one does on the CPU.
+``torch.load(weights_only=True)``). The loop, saving and exact resume are :mod:`training.engine`'s, shared with
+``cg-train``; the data order and the augmentation of every step are drawn from ``(seed, epoch, position)``, so a
+resumed run ends bit for bit where an uninterrupted one does on the CPU, its log included.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import io
 import json
-import random
 import re
-import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from cg_export.errors import ImageError
-from cg_export.files import atomic_output
+from cg_export.formats import is_checkpoint
 from cg_export.images import fit_to_size, load_image, to_model_input, to_uint8
 from cg_export.macs import ModelCost, count_cost, format_count
 from cg_export.models import describe_architecture, load_generator, save_generator
@@ -51,16 +46,25 @@ from cg_export.models.mobile_resnet import NAME as STUDENT_FAMILY
 from cg_export.models.registry import create_generator
 from training.cyclegan import LinearDecay
 from training.data import augment, scan_domain
-from training.discriminator import PatchDiscriminator
+from training.discriminator import PatchDiscriminator, lsgan_loss
+from training.distributed import Processes
+from training.engine import (
+    LOSSES_FILE,
+    SAMPLES_FOLDER,
+    BaseTrainer,
+    Reporter,
+    RunResult,
+    StateFile,
+    cpu_copy,
+    print_report,
+)
 from training.errors import DatasetError, TrainingError, TrainingOptionError
-from training.random_state import capture_global_rng, restore_global_rng, seed_everything
-from training.trainer import print_report, resolve_device
+from training.options import RunOptions
+from training.precision import amp_dtype, autocast, loss_scaler
 
 STATE_FILE = "compress_state.pt"
 STATE_FORMAT = "cg-export.compress-state"
 STATE_VERSION = 1
-LOSSES_FILE = "losses.jsonl"
-SAMPLES_FOLDER = "samples"
 RUN_SUFFIX = "_compress"
 DEFAULT_RATIO = 10.0
 #: The per-step losses, in the order :meth:`_Distiller.train_step` returns them.
@@ -71,11 +75,17 @@ SEARCH_BLOCKS = tuple(range(1, 10))
 #: Options that may differ on --resume: where and how often, not what is computed.
 RESUMABLE_CHANGES = frozenset({"device", "save_every", "log_every"})
 
-Reporter = Callable[[str, str], None]
+__all__ = ["LOSSES_FILE", "SAMPLES_FOLDER", "STATE_FILE", "CompressOptions", "CompressResult", "StudentChoice",
+           "StudentTrainer", "choose_student", "compress", "read_state"]
+
+COMPRESS_STATE = StateFile(
+    name=STATE_FILE, format=STATE_FORMAT, version=STATE_VERSION, program="cg-compress", noun="compression run state",
+    new_run="-o", keys={"teacher": dict, "has_discriminator": bool}, networks=("student", "mappings"),
+)
 
 
 @dataclass(frozen=True)
-class CompressOptions:
+class CompressOptions(RunOptions):
     """What a distillation run trains and how. Field names are the library's and the CLI's.
 
     Attributes:
@@ -125,26 +135,8 @@ class CompressOptions:
     log_every: int = 100
     samples: int = 3
 
-    @classmethod
-    def from_overrides(cls, **overrides: Any) -> CompressOptions:
-        """Defaults with every non-``None`` override applied, validated.
-
-        Raises:
-            TrainingError: an unknown option or an invalid value.
-        """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TrainingError(f"unknown compression option(s): {', '.join(unknown)}")
-        options = cls(**{k: v for k, v in overrides.items() if v is not None})
-        if options.decay_epoch is None:
-            options = dataclasses.replace(options, decay_epoch=options.epochs // 2)
-        options.validate()
-        return options
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every option."""
-        return dataclasses.asdict(self)
+    KIND: ClassVar[str] = "compression"
+    RESUMABLE: ClassVar[frozenset[str]] = RESUMABLE_CHANGES
 
     def validate(self) -> None:
         """Check every value.
@@ -366,32 +358,32 @@ def load_discriminator(path: str | Path) -> PatchDiscriminator:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise TrainingError(f"--discriminator {path}: no such file")
+        raise TrainingOptionError("discriminator", path, "no such file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception:  # any unpickling failure means the same thing to the user
-        raise TrainingError(f"--discriminator {path}: not a PyTorch state dict that loads safely") from None
+        raise TrainingOptionError("discriminator", path, "not a PyTorch state dict that loads safely") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TrainingError(f"--discriminator {path}: not a state dict of tensors")
+        raise TrainingOptionError("discriminator", path, "not a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     convs = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"model\.(\d+)\.weight", k))
                    and state[k].dim() == 4)
     weights = [state[f"model.{i}.weight"] for i in convs]
     if len(weights) < 2 or any(w.shape[-1] != 4 for w in weights) or weights[-1].shape[0] != 1:
-        raise TrainingError(f"--discriminator {path}: not a PatchGAN discriminator (4x4 convolutions ending in one "
-                            "channel, as latest_net_D_B.pth); a generator file goes first, as the teacher")
+        raise TrainingOptionError("discriminator", path, "not a PatchGAN discriminator (4x4 convolutions ending in one "
+                                  "channel, as latest_net_D_B.pth); a generator file goes first, as the teacher")
     model = PatchDiscriminator(in_channels=int(weights[0].shape[1]), ndf=int(weights[0].shape[0]),
                                n_layers=len(weights) - 2)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()
                                if not k.endswith((".running_mean", ".running_var", ".num_batches_tracked"))})
     except RuntimeError as exc:
-        raise TrainingError(f"--discriminator {path}: the weights do not fit a PatchGAN "
-                            f"({str(exc).splitlines()[0]})") from None
+        raise TrainingOptionError("discriminator", path, "the weights do not fit a PatchGAN "
+                                  f"({str(exc).splitlines()[0]})") from None
     return model
 
 
@@ -446,28 +438,18 @@ class _Features:
 
 
 @dataclass
-class CompressResult:
-    """What a call of :func:`compress` left behind.
+class CompressResult(RunResult):
+    """What a call of :func:`compress` left behind: what, where, and (:class:`~training.engine.RunResult`) how far.
 
     Attributes:
         student: Path of the student checkpoint.
         run_dir: Folder of the losses log, sample grids and the resumable state.
         choice: The student architecture and its cost.
-        epochs_done: Completed epochs.
-        global_step: Completed optimisation steps.
-        losses: The last averaged losses.
-        resumed_from: ``(epoch, step within epoch)`` the run continued from, ``None`` for a fresh run.
-        already_finished: ``resume`` found a finished run and did nothing.
     """
 
     student: Path
     run_dir: Path
     choice: StudentChoice
-    epochs_done: int
-    global_step: int
-    losses: dict[str, float]
-    resumed_from: tuple[int, int] | None = None
-    already_finished: bool = False
 
 
 def default_student_path(teacher: str | Path) -> Path:
@@ -519,13 +501,16 @@ def compress(
     """
     teacher, photos = Path(teacher).expanduser(), Path(photos).expanduser()
     output = Path(output).expanduser() if output is not None else default_student_path(teacher)
-    if output.suffix not in (".pt", ".pth"):
-        raise TrainingError(f"-o {output}: the student is a PyTorch checkpoint; name it *.pt")
+    if not is_checkpoint(output):
+        raise TrainingOptionError("output", output, "the student is a PyTorch checkpoint; name it *.pt")
     for source in (teacher, Path(discriminator) if discriminator else None):
         if source is not None and output.resolve() == source.resolve():
-            raise TrainingError(f"-o {output}: that is an input file; write the student elsewhere")
-    run = _Run(output, report or print_report, progress)
-    return run.start(teacher, photos, discriminator, resume, options)
+            raise TrainingOptionError("output", output, "that is an input file; write the student elsewhere")
+    if Processes.from_environment().distributed:
+        raise TrainingError("cg-compress trains in one process: start it without torchrun")
+    trainer = StudentTrainer(teacher, photos, discriminator, output, report or print_report, progress)
+    trainer.run(resume, options)
+    return CompressResult(output, trainer.run_dir, trainer.choice, **trainer.outcome())
 
 
 def read_state(path: Path) -> dict[str, Any]:
@@ -534,248 +519,118 @@ def read_state(path: Path) -> dict[str, Any]:
     Raises:
         TrainingError: the file is missing, damaged or not a compression state.
     """
-    if not path.is_file():
-        raise TrainingError(f"{path.parent}: no saved compression run to resume ({path.name} is missing); "
-                            "start it without --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # any failure to unpickle means the same thing to the user
-        raise TrainingError(f"{path}: cannot read the saved state; it is damaged: start a new run") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise TrainingError(f"{path}: not a cg-compress run state")
-    if state.get("version", 0) > STATE_VERSION:
-        raise TrainingError(f"{path}: written by a newer cg-compress (state version {state['version']}); upgrade")
-    return state
+    return COMPRESS_STATE.read(path)
 
 
-class _Run:
-    """One distillation run's mutable state between saves."""
+class StudentTrainer(BaseTrainer):
+    """Distillation of a teacher into a student on one folder of photographs: what ``cg-compress`` adds to the
+    engine.
 
-    def __init__(self, output: Path, report: Reporter, progress: bool):
+    Args:
+        teacher: The teacher's checkpoint.
+        photos: Folder of photographs of the teacher's input domain.
+        discriminator: Optional PatchGAN state dict adding the adversarial loss.
+        output: The student checkpoint to write; the run folder is :func:`run_dir_for` it.
+        report: Receives ``(label, text)`` progress lines.
+        progress: Show a progress bar per epoch.
+    """
+
+    state_file = COMPRESS_STATE
+    options_class = CompressOptions
+    loss_names = LOSS_NAMES
+    loss_decimals = 6
+    report_decimals = 4
+
+    def __init__(self, teacher: Path, photos: Path, discriminator: str | Path | None, output: Path,
+                 report: Reporter, progress: bool):
+        super().__init__(run_dir_for(output), report, progress)
+        self.teacher_path = teacher
+        self.photos = photos
+        self.discriminator_path = discriminator
         self.output = output
-        self.run_dir = run_dir_for(output)
-        self.state_path = self.run_dir / STATE_FILE
-        self.log_path = self.run_dir / LOSSES_FILE
-        self.report = report
-        self.progress = progress
-        self.epoch = self.step_in_epoch = self.global_step = 0
-        self.elapsed = 0.0
-        self.last_losses: dict[str, float] = {}
-        self.window_sum = torch.zeros(len(LOSS_NAMES))
-        self.window_count = 0
-        self.epoch_sum = torch.zeros(len(LOSS_NAMES))
-        self.epoch_count = 0
 
     # ----------------------------------------------------------------------------------------- setup
 
-    def start(self, teacher_path: Path, photos: Path, discriminator: str | Path | None, resume: bool,
-              overrides: dict[str, Any]) -> CompressResult:
-        state = None
-        if resume:
-            state = read_state(self.state_path)
-            options = self._resumed_options(state, overrides)
-        else:
-            if self.state_path.exists():
-                raise TrainingError(f"{self.run_dir} already holds a run for {self.output.name}; pass --resume to "
-                                    "continue it, or choose another -o")
-            options = CompressOptions.from_overrides(**overrides)
-            if options.seed is None:
-                options = dataclasses.replace(options, seed=random.SystemRandom().randrange(2**31))
-        self.options = options
-        loaded = load_generator(teacher_path)
+    def check_inputs(self, state: dict[str, Any] | None) -> None:
+        options = self.options
+        loaded = load_generator(self.teacher_path)
         if state is not None and loaded.sha256 != state["teacher"]["sha256"]:
-            raise TrainingError(f"{teacher_path}: not the teacher this run was started with "
+            raise TrainingError(f"{self.teacher_path}: not the teacher this run was started with "
                                 f"({state['teacher']['path']}); pass that file to resume")
         self.teacher_file = loaded
-        self.data = Photographs(photos, options.image_size, options.seed)
+        self.data = Photographs(self.photos, options.image_size, options.seed)
         self.choice = choose_student(loaded.config, ratio=options.ratio, macs=options.macs, ngf=options.ngf,
                                      n_blocks=options.n_blocks, budget_size=options.budget_size)
         multiple = int(getattr(loaded.model, "size_multiple", 4))
         if options.image_size % multiple:
             raise TrainingOptionError("image_size", options.image_size, "does not fit the teacher: it must be a "
                                       f"multiple of {multiple}")
-        D = load_discriminator(discriminator) if discriminator is not None else None
-        if state is not None and (D is not None) != bool(state["has_discriminator"]):
+        self.D = load_discriminator(self.discriminator_path) if self.discriminator_path is not None else None
+        if state is not None and (self.D is not None) != bool(state["has_discriminator"]):
             raise TrainingError("this run was started " + ("with" if state["has_discriminator"] else "without")
                                 + " --discriminator; resume it the same way")
-        if state is not None and state["finished"]:
-            self.report("finished", f"{self.run_dir} already completed {state['epoch']} of {options.epochs} epochs")
-            return self._result(state, already_finished=True)
-        # Everything is checked: from here on, files are written.
-        self.device = resolve_device(options.device)
-        self.report("teacher", f"{teacher_path}: {loaded.description}")
+
+    def setup(self) -> None:
+        self.report("teacher", f"{self.teacher_path}: {self.teacher_file.description}")
         self.report("student", self.choice.describe())
+        skipped = self.data.domain.skipped
         self.report("data", f"{self.data.folder}: {len(self.data.files)} photographs"
-                            + (f" ({len(self.data.domain.skipped)} unreadable skipped)" if self.data.domain.skipped else ""))
-        seed_everything(options.seed)
-        self.net = _Distiller(options, self.device, loaded.model, self.choice.config, D)
-        self._report_device()
-        resumed_from = None
-        if state is not None:
-            self._restore(state)
-            resumed_from = (self.epoch, self.step_in_epoch)
-            self.report("resumed", f"from epoch {self.epoch + 1} step {self.step_in_epoch} "
-                                   f"(global step {self.global_step}) of {self.run_dir}")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.fixed = self.data.fixed_samples(options.samples)
-        self._loop()
-        result = self._result(None)
-        result.resumed_from = resumed_from
-        self.report("done", f"{options.epochs} epochs, {self.global_step} steps: {self.output}")
-        return result
+                            + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
 
-    def _resumed_options(self, state: dict[str, Any], overrides: dict[str, Any]) -> CompressOptions:
-        saved = CompressOptions.from_overrides(**state["options"])
-        unknown = sorted(set(overrides) - set(saved.as_dict()))
-        if unknown:
-            raise TrainingError(f"unknown compression option(s): {', '.join(unknown)}")
-        conflicts = [f"--{_flag(k)} {v} (saved: {getattr(saved, k)})" for k, v in overrides.items()
-                     if v is not None and k not in RESUMABLE_CHANGES and v != getattr(saved, k)]
-        if conflicts:
-            raise TrainingError(f"{self.run_dir} was started with other options: {', '.join(conflicts)}; drop them "
-                                "to resume (only --device, --save-every and --log-every may change)")
-        changes = {k: v for k, v in overrides.items() if v is not None and k in RESUMABLE_CHANGES}
-        options = dataclasses.replace(saved, **changes)
-        options.validate()
-        return options
-
-    def _report_device(self) -> None:
-        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        extra = ""
-        if self.net.amp_dtype is not None:
-            extra = f"; mixed precision {str(self.net.amp_dtype).removeprefix('torch.')}"
-        elif self.options.amp:
+    def build_model(self) -> _Distiller:
+        options = self.options
+        model = _Distiller(options, self.device, self.teacher_file.model, self.choice.config, self.D)
+        if model.amp_dtype is None and options.amp:
             self.report("note", "--amp applies on CUDA only; distilling in float32 on the CPU")
-        points = len(self.net.mappings)
-        losses = f"recon x{self.options.lambda_recon:g}"
-        losses += f", {points} feature maps x{self.options.lambda_distill:g}" if points else (
+        self.report_device(model.amp_dtype)
+        points = len(model.mappings)
+        losses = f"recon x{options.lambda_recon:g}"
+        losses += f", {points} feature maps x{options.lambda_distill:g}" if points else (
             ", no feature distillation (the teacher has no residual trunk)")
-        if self.net.D is not None:
-            losses += f", GAN x{self.options.lambda_gan:g}"
-        self.report("device", f"{self.device} ({name}){extra}; seed {self.options.seed}; losses: {losses}")
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        restore_global_rng(state["rng"])
-        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
-        self.global_step, self.elapsed = int(state["global_step"]), float(state["elapsed_seconds"])
-        self.last_losses = dict(state["last_losses"])
-        sums = state["loss_sums"]
-        self.window_sum, self.window_count = sums["window"].clone(), int(sums["window_count"])
-        self.epoch_sum, self.epoch_count = sums["epoch"].clone(), int(sums["epoch_count"])
-        # Lines logged after the save describe steps that will now be trained again: drop them.
-        if self.log_path.exists() and self.log_path.stat().st_size > int(state["log_bytes"]):
-            with open(self.log_path, "r+b") as log:
-                log.truncate(int(state["log_bytes"]))
+        if model.D is not None:
+            losses += f", GAN x{options.lambda_gan:g}"
+        self.report("losses", losses)
+        return model
 
     # ----------------------------------------------------------------------------------------- training
 
-    def _loop(self) -> None:
-        options = self.options
-        steps = self.data.steps_per_epoch(options.batch_size)
-        self.window_sum, self.epoch_sum = self.window_sum.to(self.device), self.epoch_sum.to(self.device)
-        self.session_started, self.elapsed_before = time.perf_counter(), self.elapsed
-        with open(self.log_path, "ab" if self.global_step else "wb") as self.log:
-            while self.epoch < options.epochs:
-                bar = tqdm(total=steps, initial=self.step_in_epoch, desc=f"epoch {self.epoch + 1}/{options.epochs}",
-                           unit="it", disable=not self.progress, dynamic_ncols=True, mininterval=0.5, leave=False)
-                with bar:
-                    while self.step_in_epoch < steps:
-                        photos = self.data.batch(self.epoch, self.step_in_epoch, options.batch_size)
-                        self._step(photos, bar)
-                        if (options.save_every and self.global_step % options.save_every == 0
-                                and self.step_in_epoch < steps):
-                            self._save()
-                self._end_epoch()
+    def steps_per_epoch(self) -> int:
+        return self.data.steps_per_epoch(self.options.batch_size)
 
-    def _step(self, photos: Tensor, bar: tqdm) -> None:
-        losses = self.net.train_step(photos.to(self.device, non_blocking=True))
-        self.window_sum += losses
-        self.window_count += 1
-        self.epoch_sum += losses
-        self.epoch_count += 1
-        self.step_in_epoch += 1
-        self.global_step += 1
-        if self.global_step % self.options.log_every == 0:
-            self.last_losses = self._log("steps", self.window_sum / self.window_count)
-            self.window_sum.zero_()
-            self.window_count = 0
-            bar.set_postfix({k: f"{v:.3f}" for k, v in self.last_losses.items()}, refresh=False)
-        bar.update(1)
+    def epoch_batches(self, steps: int) -> Iterator[Tensor]:
+        for step in range(self.step_in_epoch, steps):
+            yield self.data.batch(self.epoch, step, self.options.batch_size)
 
-    def _end_epoch(self) -> None:
-        lr = self.net.learning_rate
-        averages = self._log("epoch", self.epoch_sum / max(1, self.epoch_count), lr=lr,
-                             elapsed_s=round(self._elapsed_now(), 1))
-        self.last_losses = averages
-        self.epoch_sum.zero_()
-        self.epoch_count = 0
-        self.net.end_epoch()
-        self.epoch += 1
-        self.step_in_epoch = 0
-        grid = self._write_samples()
-        text = "  ".join(f"{k} {v:.4f}" for k, v in averages.items())
-        self.report(f"epoch {self.epoch}", f"{text}  lr {lr:.2e}  samples {grid.name}")
-        self._save()
+    def train_step(self, batch: Tensor) -> Tensor:
+        return self.model.train_step(batch.to(self.device, non_blocking=True))
 
-    def _log(self, kind: str, averages: Tensor, **extra: Any) -> dict[str, float]:
-        values = {name: round(float(v), 6) for name, v in zip(LOSS_NAMES, averages.tolist(), strict=True)}
-        record = {"kind": kind, "epoch": self.epoch + 1, "step": self.global_step, **values, **extra}
-        if kind == "steps":
-            record["lr"] = self.net.learning_rate
-        self.log.write((json.dumps(record) + "\n").encode())
-        return values
+    def sample_inputs(self) -> Tensor:
+        return self.data.fixed_samples(self.options.samples)
 
-    def _write_samples(self) -> Path:
+    def sample_rows(self) -> list[list[np.ndarray]]:
         """One row per fixed photograph: photo | teacher | student."""
-        teacher, student = self.net.translate(self.fixed)
+        teacher, student = self.model.translate(self.fixed)
         columns = [to_uint8(t.numpy()) for t in (self.fixed, teacher, student)]
-        rows = [_join([column[i] for column in columns], axis=1) for i in range(self.fixed.shape[0])]
-        grid = _join(rows, axis=0)
-        path = self.run_dir / SAMPLES_FOLDER / f"epoch_{self.epoch:03d}.png"
-        with atomic_output(path) as tmp:
-            Image.fromarray(grid).save(tmp, format="PNG")
-        return path
+        return [[column[i] for column in columns] for i in range(self.fixed.shape[0])]
 
     # ----------------------------------------------------------------------------------------- saving
 
-    def _elapsed_now(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.session_started
+    def _teacher_record(self) -> dict[str, Any]:
+        return {"path": str(self.teacher_file.path.resolve()), "sha256": self.teacher_file.sha256,
+                "architecture": self.teacher_file.config, "macs": self.choice.teacher_cost.macs}
 
-    def _save(self) -> None:
-        self.elapsed = self._elapsed_now()
-        options = self.options
-        finished = self.epoch >= options.epochs
-        self.log.flush()
-        teacher = {"path": str(self.teacher_file.path.resolve()), "sha256": self.teacher_file.sha256,
-                   "architecture": self.teacher_file.config, "macs": self.choice.teacher_cost.macs}
-        meta = {"epoch": self.epoch, "step": self.global_step, "losses": self.last_losses,
-                "dataset": self.data.describe(), "options": options.as_dict(), "trainer": "cg-compress",
-                "teacher": teacher, "macs": self.choice.cost.macs, "params": self.choice.cost.params,
-                "macs_size": options.budget_size, "macs_ratio": round(self.choice.ratio, 3)}
-        save_generator(self.net.student, self.output, meta)
-        state = {
-            "format": STATE_FORMAT, "version": STATE_VERSION, "options": options.as_dict(), "teacher": teacher,
-            "has_discriminator": self.net.D is not None, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step, "finished": finished, "elapsed_seconds": self.elapsed,
-            "last_losses": self.last_losses,
-            "loss_sums": {"window": self.window_sum.cpu(), "window_count": self.window_count,
-                          "epoch": self.epoch_sum.cpu(), "epoch_count": self.epoch_count},
-            "log_bytes": self.log.tell(), "model": self.net.state_dict(), "rng": capture_global_rng(),
-        }
-        # The state goes last: it is the commit point, and the student file is never older than it.
-        with atomic_output(self.state_path) as tmp:
-            torch.save(state, tmp)
-        where = f"epoch {self.epoch + 1} step {self.step_in_epoch}" if self.step_in_epoch else f"end of epoch {self.epoch}"
-        self.report("saved", f"{where} (global step {self.global_step}): {self.output}")
+    def write_outputs(self, meta: dict[str, Any]) -> None:
+        choice = self.choice
+        save_generator(self.model.student, self.output, {
+            **meta, "dataset": self.data.describe(), "teacher": self._teacher_record(), "macs": choice.cost.macs,
+            "params": choice.cost.params, "macs_size": self.options.budget_size,
+            "macs_ratio": round(choice.ratio, 3)})
 
-    def _result(self, state: dict[str, Any] | None, already_finished: bool = False) -> CompressResult:
-        if state is not None:
-            epochs, step, losses = int(state["epoch"]), int(state["global_step"]), dict(state["last_losses"])
-        else:
-            epochs, step, losses = self.epoch, self.global_step, self.last_losses
-        return CompressResult(self.output, self.run_dir, self.choice, epochs, step, losses,
-                              already_finished=already_finished)
+    def extra_state(self, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"teacher": self._teacher_record(), "has_discriminator": self.model.D is not None}
+
+    def outputs(self) -> list[Path]:
+        return [self.output]
 
 
 class _Distiller:
@@ -795,9 +650,7 @@ class _Distiller:
         self.mappings = nn.ModuleList(nn.Conv2d(s, t, kernel_size=1) for s, t in widths)
         init_weights(self.mappings).to(device).train()
         self.D = D.to(device).train() if D is not None else None
-        self.amp_dtype: torch.dtype | None = None
-        if device.type == "cuda" and options.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = amp_dtype(device, options.amp)
         betas = (options.beta1, options.beta2)
         self.optimizer_G = torch.optim.Adam([*self.student.parameters(), *self.mappings.parameters()],
                                             lr=options.lr, betas=betas)
@@ -806,7 +659,7 @@ class _Distiller:
         if self.D is not None:
             self.optimizer_D = torch.optim.Adam(self.D.parameters(), lr=options.lr, betas=betas)
             self.scheduler_D = torch.optim.lr_scheduler.LambdaLR(self.optimizer_D, decay)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = loss_scaler(self.amp_dtype)
 
     def _feature_widths(self) -> list[tuple[int, int]]:
         if not self.teacher_features.values:
@@ -823,10 +676,6 @@ class _Distiller:
         """The student's current learning rate."""
         return float(self.optimizer_G.param_groups[0]["lr"])
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
-
     def train_step(self, photos: Tensor) -> Tensor:
         """One step of the student (and of the discriminator, if any).
 
@@ -835,18 +684,18 @@ class _Distiller:
         """
         options = self.options
         zero = torch.zeros((), device=self.device)
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), autocast(self.device, self.amp_dtype):
             target = self.teacher(photos)
             teacher_features = [t.detach() for t in self.teacher_features.values]
         if self.D is not None:
             self.D.requires_grad_(False)
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             output = self.student(photos)
             loss_recon = F.l1_loss(output.float(), target.float())
             loss_distill = zero
             for mapping, s, t in zip(self.mappings, self.student_features.values, teacher_features):
                 loss_distill = loss_distill + F.mse_loss(mapping(s).float(), t.float())
-            loss_gan = _lsgan(self.D(output), True) if self.D is not None else zero
+            loss_gan = lsgan_loss(self.D(output), True) if self.D is not None else zero
             total = (options.lambda_recon * loss_recon + options.lambda_distill * loss_distill
                      + options.lambda_gan * loss_gan)
         self.optimizer_G.zero_grad(set_to_none=True)
@@ -855,8 +704,8 @@ class _Distiller:
         loss_D = zero
         if self.D is not None:
             self.D.requires_grad_(True)
-            with self._autocast():
-                loss_D = 0.5 * (_lsgan(self.D(target), True) + _lsgan(self.D(output.detach()), False))
+            with autocast(self.device, self.amp_dtype):
+                loss_D = 0.5 * (lsgan_loss(self.D(target), True) + lsgan_loss(self.D(output.detach()), False))
             self.optimizer_D.zero_grad(set_to_none=True)
             self.scaler.scale(loss_D).backward()
             self.scaler.step(self.optimizer_D)
@@ -882,12 +731,12 @@ class _Distiller:
     def state_dict(self) -> dict[str, Any]:
         """Everything that evolves while training, as CPU tensors and plain numbers."""
         state: dict[str, Any] = {
-            "student": _cpu(self.student.state_dict()), "mappings": _cpu(self.mappings.state_dict()),
-            "optimizer_G": _cpu(self.optimizer_G.state_dict()), "scheduler_G": self.scheduler_G.state_dict(),
+            "student": cpu_copy(self.student.state_dict()), "mappings": cpu_copy(self.mappings.state_dict()),
+            "optimizer_G": cpu_copy(self.optimizer_G.state_dict()), "scheduler_G": self.scheduler_G.state_dict(),
             "scaler": self.scaler.state_dict(),
         }
         if self.D is not None:
-            state.update({"D": _cpu(self.D.state_dict()), "optimizer_D": _cpu(self.optimizer_D.state_dict()),
+            state.update({"D": cpu_copy(self.D.state_dict()), "optimizer_D": cpu_copy(self.optimizer_D.state_dict()),
                           "scheduler_D": self.scheduler_D.state_dict()})
         return state
 
@@ -903,31 +752,4 @@ class _Distiller:
             self.scheduler_D.load_state_dict(state["scheduler_D"])
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
-
-
-def _lsgan(prediction: Tensor, real: bool) -> Tensor:
-    target = torch.ones_like(prediction) if real else torch.zeros_like(prediction)
-    return F.mse_loss(prediction.float(), target.float())
-
-
-def _cpu(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cpu(v) for v in value)
-    return value
-
-
-def _join(images: list[np.ndarray], axis: int, gap: int = 2) -> np.ndarray:
-    """Concatenate uint8 images along ``axis`` with white strips of ``gap`` pixels between them."""
-    shape = list(images[0].shape)
-    shape[axis] = gap
-    strip = np.full(shape, 255, dtype=np.uint8)
-    parts: list[np.ndarray] = []
-    for index, image in enumerate(images):
-        parts += [strip, image] if index else [image]
-    return np.concatenate(parts, axis=axis)
-
 

@@ -28,9 +28,11 @@ from torch import Tensor, nn
 
 from cg_export.models import create_generator
 from cg_export.models.init import init_weights
-from training.discriminator import PatchDiscriminator
+from training.discriminator import PatchDiscriminator, lsgan_loss
+from training.engine import cpu_copy
 from training.errors import TrainingOptionError
 from training.options import TrainOptions
+from training.precision import amp_dtype, autocast, loss_scaler
 from training.replay_buffer import ReplayBuffer
 
 #: The per-step losses, in the order :meth:`CycleGAN.train_step` returns them.
@@ -87,9 +89,7 @@ class CycleGAN:
         self.memory_format = torch.channels_last if cuda and options.channels_last else torch.contiguous_format
         for net in self.networks.values():
             net.to(device=device, memory_format=self.memory_format).train()
-        self.amp_dtype: torch.dtype | None = None
-        if cuda and options.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = amp_dtype(device, options.amp)
         betas = (options.beta1, options.beta2)
         self.optimizer_G = torch.optim.Adam(
             itertools.chain(self.G_AB.parameters(), self.G_BA.parameters()), lr=options.lr, betas=betas
@@ -104,8 +104,7 @@ class CycleGAN:
         # Fakes of domain A (from G_BA) feed D_A; fakes of B feed D_B.
         self.pool_A = ReplayBuffer(options.pool_size, seed=seed + 1)
         self.pool_B = ReplayBuffer(options.pool_size, seed=seed + 2)
-        # Loss scaling is needed only for float16: bfloat16 has float32's exponent range.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = loss_scaler(self.amp_dtype)
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -116,10 +115,6 @@ class CycleGAN:
     def learning_rate(self) -> float:
         """The generators' current learning rate."""
         return float(self.optimizer_G.param_groups[0]["lr"])
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
 
     def prepare(self, images: Tensor) -> Tensor:
         """Move a batch to the training device and memory format."""
@@ -138,10 +133,10 @@ class CycleGAN:
         options = self.options
         for net in (self.D_A, self.D_B):
             net.requires_grad_(False)
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             fake_B = self.G_AB(real_A)
             fake_A = self.G_BA(real_B)
-            loss_adv = _lsgan(self.D_B(fake_B), True) + _lsgan(self.D_A(fake_A), True)
+            loss_adv = lsgan_loss(self.D_B(fake_B), True) + lsgan_loss(self.D_A(fake_A), True)
             loss_cycle = F.l1_loss(self.G_BA(fake_B), real_A) + F.l1_loss(self.G_AB(fake_A), real_B)
             if options.lambda_id > 0:
                 loss_identity = F.l1_loss(self.G_BA(real_A), real_A) + F.l1_loss(self.G_AB(real_B), real_B)
@@ -156,9 +151,9 @@ class CycleGAN:
             net.requires_grad_(True)
         pooled_A = self.pool_A.push_and_pop(fake_A)
         pooled_B = self.pool_B.push_and_pop(fake_B)
-        with self._autocast():
-            loss_D_A = 0.5 * (_lsgan(self.D_A(real_A), True) + _lsgan(self.D_A(pooled_A), False))
-            loss_D_B = 0.5 * (_lsgan(self.D_B(real_B), True) + _lsgan(self.D_B(pooled_B), False))
+        with autocast(self.device, self.amp_dtype):
+            loss_D_A = 0.5 * (lsgan_loss(self.D_A(real_A), True) + lsgan_loss(self.D_A(pooled_A), False))
+            loss_D_B = 0.5 * (lsgan_loss(self.D_B(real_B), True) + lsgan_loss(self.D_B(pooled_B), False))
         self.optimizer_D.zero_grad(set_to_none=True)
         self.scaler.scale(loss_D_A + loss_D_B).backward()
         self.scaler.step(self.optimizer_D)
@@ -183,10 +178,10 @@ class CycleGAN:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that evolves while training, as tensors and plain numbers (CPU tensors)."""
-        state: dict[str, Any] = {name: _cpu_state(net.state_dict()) for name, net in self.networks.items()}
+        state: dict[str, Any] = {name: cpu_copy(net.state_dict()) for name, net in self.networks.items()}
         state.update({
-            "optimizer_G": _cpu_state(self.optimizer_G.state_dict()),
-            "optimizer_D": _cpu_state(self.optimizer_D.state_dict()),
+            "optimizer_G": cpu_copy(self.optimizer_G.state_dict()),
+            "optimizer_D": cpu_copy(self.optimizer_D.state_dict()),
             "scheduler_G": self.scheduler_G.state_dict(),
             "scheduler_D": self.scheduler_D.state_dict(),
             "pool_A": self.pool_A.state_dict(),
@@ -209,17 +204,3 @@ class CycleGAN:
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
 
-
-def _lsgan(prediction: Tensor, real: bool) -> Tensor:
-    target = torch.ones_like(prediction) if real else torch.zeros_like(prediction)
-    return F.mse_loss(prediction.float(), target.float())
-
-
-def _cpu_state(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {k: _cpu_state(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cpu_state(v) for v in value)
-    return value

@@ -7,6 +7,8 @@ their bias): ``model.0`` C64 (no norm), ``model.2`` C128, ``model.5`` C256 (stri
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cg_export.models.layers import conv_bias_for, make_norm
@@ -61,3 +63,9 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
+
+
+def lsgan_loss(prediction: Tensor, real: bool) -> Tensor:
+    """LSGAN's loss: the mean squared error of the discriminator's output to 1 (``real``) or 0, in float32."""
+    target = torch.ones_like(prediction) if real else torch.zeros_like(prediction)
+    return F.mse_loss(prediction.float(), target.float())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from cg_export.devices import DEFAULT_DEVICE
 from training.discriminator import receptive_field, smallest_input
@@ -20,9 +20,64 @@ MAX_D_LAYERS = 5
 #: Options that may differ when a run is resumed: they change where and how fast it runs, not what it computes.
 RESUMABLE_CHANGES = frozenset({"device", "save_every", "workers", "log_every"})
 
+Options = TypeVar("Options", bound="RunOptions")
+
+
+class RunOptions:
+    """What the option records of every training command share: built from overrides, saved as a dict, replaced.
+
+    Subclasses are frozen dataclasses with a ``decay_epoch`` that defaults to half of ``epochs``, and define
+    :meth:`validate`, :attr:`KIND` (for messages) and :attr:`RESUMABLE` (the options a resumed run may change).
+    """
+
+    #: What the options configure, as in "unknown training option(s)".
+    KIND: ClassVar[str] = "training"
+    #: Options that may differ on resume: where and how often, not what is computed.
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_overrides(cls: type[Options], **overrides: Any) -> Options:
+        """Defaults with every non-``None`` override applied (how the CLI's unset options reach the library).
+
+        Raises:
+            TrainingError: an unknown option or an invalid value.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TrainingError(f"unknown {cls.KIND} option(s): {', '.join(unknown)}")
+        options = cls(**{k: v for k, v in overrides.items() if v is not None})
+        if options.decay_epoch is None:  # type: ignore[attr-defined]
+            options = dataclasses.replace(options, decay_epoch=options.epochs // 2)  # type: ignore[attr-defined]
+        options.validate()
+        return options
+
+    @classmethod
+    def from_dict(cls: type[Options], values: dict[str, Any]) -> Options:
+        """Rebuild options saved by :meth:`as_dict` (unknown keys from newer versions are an error)."""
+        return cls.from_overrides(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every option."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def replace(self: Options, **changes: Any) -> Options:
+        """A copy with ``changes`` applied and validated."""
+        options = dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        options.validate()
+        return options
+
+    def validate(self) -> None:
+        """Check every value.
+
+        Raises:
+            TrainingError: naming the first bad option and what it accepts.
+        """
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(RunOptions):
     """What a CycleGAN run trains and how. Field names are the library's and the CLI's (``--decay-epoch``).
 
     Attributes:
@@ -82,37 +137,7 @@ class TrainOptions:
     log_every: int = 100
     samples: int = 3
 
-    @classmethod
-    def from_overrides(cls, **overrides: Any) -> TrainOptions:
-        """Defaults with every non-``None`` override applied (how the CLI's unset options reach the library).
-
-        Raises:
-            TrainingError: an unknown option or an invalid value.
-        """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TrainingError(f"unknown training option(s): {', '.join(unknown)}")
-        options = cls(**{k: v for k, v in overrides.items() if v is not None})
-        if options.decay_epoch is None:
-            options = dataclasses.replace(options, decay_epoch=options.epochs // 2)
-        options.validate()
-        return options
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
-        """Rebuild options saved by :meth:`as_dict` (unknown keys from newer versions are an error)."""
-        return cls.from_overrides(**values)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every option."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> TrainOptions:
-        """A copy with ``changes`` applied and validated."""
-        options = dataclasses.replace(self, **changes)
-        options.validate()
-        return options
+    RESUMABLE: ClassVar[frozenset[str]] = RESUMABLE_CHANGES
 
     def validate(self) -> None:
         """Check every value.

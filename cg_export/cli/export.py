@@ -24,7 +24,7 @@ from cg_export.cli.options import (
     threads_option,
     verify_option,
 )
-from cg_export.cli.printer import echo, print_parity
+from cg_export.cli.printer import echo, print_parity, print_written
 from cg_export.cli.trt import register as register_trt_commands
 from cg_export.cli.version import run_app
 from cg_export.export.defaults import MAX_BATCH, VERIFY_PHOTOS_LIMIT
@@ -63,7 +63,8 @@ def onnx_command(
                                          "(U-GAT-IT's *_params_latest.pt; default A2B)."),
 ) -> None:
     """Export a generator checkpoint to ONNX and verify it on real photographs."""
-    from cg_export.export.onnx import OnnxExportOptions, export_onnx
+    from cg_export.export import run_export
+    from cg_export.export.onnx import OnnxExportOptions
     from cg_export.models import load_generator
 
     # Every option is checked here, before the checkpoint is loaded.
@@ -77,15 +78,15 @@ def onnx_command(
     echo("detected" if arch is None else "arch", generator.description)
     for note in generator.notes:
         echo("note", note)
-    result = export_onnx(generator, output, options)
-    for note in result.notes:
+    outcome = run_export("onnx", generator, output, options)
+    result = outcome.result
+    for note in outcome.notes:
         echo("note", note)
-    size_mb = result.path.stat().st_size / 1e6
     shape = f"{'static ' + static_size if static_size else 'dynamic'} size, {'batch ' + str(batch) if batch else 'dynamic batch'}"
     kind = result.precision + (", uint8 I/O" if options.uint8_io else "")
-    echo("exported", f"{result.path} ({kind}, opset {result.opset}, {shape}, {size_mb:.1f} MB) "
-                     f"in {result.export_seconds:.1f} s")
+    echo("exported", f"{kind}, opset {result.opset}, {shape}, in {result.export_seconds:.1f} s")
     print_parity(result.parity, result.precision, "PyTorch", min_psnr_db)
+    print_written(outcome)
 
 
 @app.command("init")

@@ -19,7 +19,7 @@ from cg_export.cli.options import (
     threads_option,
     verify_option,
 )
-from cg_export.cli.printer import echo, print_parity
+from cg_export.cli.printer import echo, print_parity, print_written
 
 
 @reports_errors
@@ -36,11 +36,13 @@ def openvino_command(
     threads: int | None = threads_option(),
 ) -> None:
     """Convert to OpenVINO IR (.xml + .bin), verify it against PyTorch or ONNX Runtime, and write it."""
-    from cg_export.export.openvino import OpenVinoExportOptions, export_openvino
+    from cg_export.export import run_export
+    from cg_export.export.openvino import OpenVinoExportOptions
 
     options = OpenVinoExportOptions(fp16=fp16, uint8_io=uint8_io, arch=arch, verify=verify, min_psnr_db=min_psnr_db,
                                     threads=threads)
-    result = export_openvino(source, output, options)
+    outcome = run_export("openvino", source, output, options)
+    result = outcome.result
     echo("converted", f"{source} -> {result.precision} IR with OpenVINO {result.openvino_version} "
                       f"in {result.export_seconds:.1f} s")
     if result.execution is not None:
@@ -48,8 +50,7 @@ def openvino_command(
     for note in result.notes:
         echo("note", note)
     print_parity(result.parity, result.precision, result.reference, min_psnr_db)
-    size_mb = (result.path.stat().st_size + result.weights_path.stat().st_size) / 1e6
-    echo("wrote", f"{result.path} and {result.weights_path.name} ({size_mb:.1f} MB)")
+    print_written(outcome)
 
 
 def register(app: typer.Typer) -> None:

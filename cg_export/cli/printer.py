@@ -13,6 +13,7 @@ from cg_export.parity import DEFAULT_MIN_PSNR, ParityReport, format_psnr
 
 if TYPE_CHECKING:
     from cg_export.bench import BenchResult
+    from cg_export.export import ExportOutcome
 
 LABEL_WIDTH = 10
 
@@ -39,6 +40,12 @@ def print_parity(parity: ParityReport | None, precision: str, reference: str, mi
         echo("parity", f"{case.label}: max abs error {case.max_abs_err:.2e}, PSNR {format_psnr(case.psnr_db)}")
     threshold = DEFAULT_MIN_PSNR[precision] if min_psnr_db is None else min_psnr_db
     echo("verified", f"{precision} vs {reference}: {parity.summary()}; threshold {threshold:g} dB")
+
+
+def print_written(outcome: ExportOutcome) -> None:
+    """The last line of every export command, the same for every format: ``wrote  ONNX int8: g_int8.onnx (2.1 MB)
+    in 6.3 s`` (:meth:`cg_export.export.ExportOutcome.line`)."""
+    echo("wrote", outcome.line())
 
 
 class BenchRowPrinter:

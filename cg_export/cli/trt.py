@@ -25,7 +25,7 @@ from cg_export.cli.options import (
     threads_option,
     verify_option,
 )
-from cg_export.cli.printer import echo, print_parity
+from cg_export.cli.printer import echo, print_parity, print_written
 from cg_export.export.defaults import DEFAULT_MAX_SHAPE, DEFAULT_MIN_SHAPE, DEFAULT_OPT_SHAPE
 from cg_export.tensorrt.versions import OLDEST_SUPPORTED, dotted
 
@@ -61,7 +61,8 @@ def trt_command(
 ) -> None:
     """Build a TensorRT engine, check its layers' precision and its output, and write it with a JSON sidecar."""
     from cg_export.errors import CgExportError
-    from cg_export.export.trt import INT8_CALIBRATION_ADVICE, EngineOptions, build_engine, parse_shape
+    from cg_export.export import run_export
+    from cg_export.export.trt import INT8_CALIBRATION_ADVICE, EngineOptions, parse_shape
 
     if calib is not None:  # kept so that the option says where calibration happens instead of "no such option"
         raise CgExportError(INT8_CALIBRATION_ADVICE)
@@ -81,15 +82,15 @@ def trt_command(
         threads=threads,
         **shapes,
     )
-    result = build_engine(source, output, options)
-    for note in result.notes:
+    outcome = run_export("trt", source, output, options)
+    result = outcome.result
+    for note in outcome.notes:
         echo("note", note)
     echo("built", f"{result.precision} engine with TensorRT {result.tensorrt_version} on {result.gpu} "
                   f"in {result.build_seconds:.1f} s; profile {result.profile.describe()}")
     echo("layers", result.layers.summary())
     print_parity(result.parity, result.precision, result.reference, min_psnr_db)
-    size_mb = result.path.stat().st_size / 1e6
-    echo("wrote", f"{result.path} ({size_mb:.1f} MB) and {result.sidecar.name}")
+    print_written(outcome)
 
 
 @reports_errors

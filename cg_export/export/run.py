@@ -51,7 +51,7 @@ class ExportOutcome:
 
     Attributes:
         format: The formats-table row.
-        precision: The precision asked for.
+        precision: The precision made (what the exporter reports; before it ran, the one asked for).
         path: The artifact written, or ``None`` when it failed.
         seconds: Wall time of the whole call (loading, conversion, verification, writing).
         size_bytes: The artifact and its companions (an IR's ``.bin``, an engine's sidecar), or ``None``.
@@ -130,6 +130,8 @@ def run_export(name: str, source: Any, output: str | Path | None, options: Any, 
     finally:
         outcome.seconds = time.perf_counter() - started
     outcome.path = Path(outcome.result.path)
+    # What was made can be more exact than what was asked: an IR converted from a QDQ file is int8.
+    outcome.precision = getattr(outcome.result, "precision", precision)
     outcome.notes = list(getattr(outcome.result, "notes", []) or [])
     outcome.size_bytes = sum(p.stat().st_size for p in row.files(outcome.path))
     return outcome
