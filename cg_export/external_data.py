@@ -7,7 +7,9 @@ relative locations that resolve (symlinks followed) to regular files inside the 
 each tensor's ``offset + length`` must lie within its file. Locations are resolved against the model's folder,
 never the working directory, so a legitimate model works from anywhere.
 
-A leaf module: it imports only ``onnx`` (lazily) and the errors.
+Each tensor's claimed shape is checked against the bytes it holds too (:func:`cg_export.model_limits.check_tensor_claims`).
+
+A leaf module: it imports only ``onnx`` (lazily), the errors and :mod:`cg_export.model_limits`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cg_export.errors import BackendError
+from cg_export.model_limits import check_tensor_claims
 
 
 def external_data_files(path: str | Path, model: Any = None) -> list[Path]:
@@ -47,6 +50,7 @@ def external_data_files(path: str | Path, model: Any = None) -> list[Path]:
     files: dict[Path, int] = {}
     for tensor in _get_all_tensors(model):
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            check_tensor_claims(path, tensor)  # a shape its data does not fill is refused before numpy sees it
             continue
         entries = {entry.key: entry.value for entry in tensor.external_data}
         location = entries.get("location", "")
@@ -67,6 +71,7 @@ def external_data_files(path: str | Path, model: Any = None) -> list[Path]:
         if offset < 0 or length < 0 or offset + length > size:
             raise BackendError(f"{refuse} at bytes {offset}..{offset + length}, beyond its {size} bytes; "
                                "the data file is truncated or not this model's")
+        check_tensor_claims(path, tensor, stored_bytes=length)
     return list(files)
 
 

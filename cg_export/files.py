@@ -3,11 +3,14 @@ hashes."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from cg_export.errors import OutputError
@@ -120,22 +123,80 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except (FileExistsError, NotADirectoryError):
         raise OutputError(f"{final}: a part of the path is an existing file, not a folder") from None
     except OSError as exc:
-        raise OutputError(f"{final}: cannot write there ({exc.strerror or exc})") from None
+        raise OutputError(f"{final}: cannot write there ({exc.strerror or exc}; {free_space(final.parent)})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp creates 0600 files; give the output the permissions any new file of the user's would have.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
+    existed = final.exists()
+    renaming = False
     try:
         yield tmp
         # fsync before the rename: after a power cut the new name must point at complete data.
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        renaming = True
         os.replace(tmp, final)
-    except BaseException:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if exc.errno in STORAGE_FULL_ERRORS:
+            raise OutputError(f"{final}: {exc.strerror or os.strerror(exc.errno)} while writing it "
+                              f"({free_space(final.parent)}); nothing was written, an earlier file there is kept") from None
         raise
+    except BaseException as exc:
+        if renaming and not tmp.exists():
+            note_written(final)  # the signal came just after the rename: the new file is complete and in place
+            raise
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, KeyboardInterrupt):
+            # What the interruption message says: which output it stopped, and whether an earlier one is kept.
+            exc.unwritten_outputs = [*getattr(exc, "unwritten_outputs", []), (final, existed)]
+        raise
+    note_written(final)
+
+
+#: Errors of a storage that cannot take the output: full, over quota, read-only, file too large.
+STORAGE_FULL_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+#: The outputs :func:`atomic_output` completed, while a :func:`record_outputs` is open.
+_WRITTEN: ContextVar[list[Path] | None] = ContextVar("cg_export_written_outputs", default=None)
+
+
+@contextmanager
+def record_outputs() -> Iterator[list[Path]]:
+    """Collect, while inside, the paths every :func:`atomic_output` completed (so an interrupted command can say
+    what it had written); the previous collection, if any, comes back on the way out.
+
+    Yields:
+        The list the written paths are appended to, in order.
+    """
+    written: list[Path] = []
+    token = _WRITTEN.set(written)
+    try:
+        yield written
+    finally:
+        _WRITTEN.reset(token)
+
+
+def note_written(path: Path) -> None:
+    """Add ``path`` to the open :func:`record_outputs` collection, if any: an output completed (renamed in)."""
+    journal = _WRITTEN.get()
+    if journal is not None:
+        journal.append(path)
+
+
+def free_space(folder: str | os.PathLike[str]) -> str:
+    """``"12.3 MB free on /data"``: what the file system holding ``folder`` has left, for error messages."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "free space unknown"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if free >= size:
+            return f"{free / size:.1f} {unit} free on {folder}"
+    return f"{free} bytes free on {folder}"
 
 
 def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:

@@ -307,7 +307,8 @@ class Stylizer:
         """Stylize a video frame by frame with smoothed InstanceNorm statistics; audio is copied when possible.
 
         Packets that do not decode are skipped; a video that yields no frame at all writes nothing (an existing
-        ``target`` stays as it was). When fewer frames decode than the container declares, ``warn`` is told.
+        ``target`` stays as it was). When fewer frames decode than the container declares (or, where it declares no
+        count, than its duration implies), ``warn`` is told.
 
         Returns:
             (frames, frames per second of the whole conversion).
@@ -331,6 +332,9 @@ class Stylizer:
                 raise ImageError(f"{source}: no video stream")
             video_in = streams.video[0]
             total = video_in.frames or None
+            # Matroska, WebM and many streams declare no frame count; their duration still says how many to expect.
+            expected = None if total else _frames_from_duration(container, video_in)
+            bar_total = total or (expected[0] if expected else None)
             with atomic_output(target) as tmp:
                 with av.open(str(tmp), mode="w", format=_container_format(target)) as output:
                     rate = video_in.average_rate or 25
@@ -340,7 +344,7 @@ class Stylizer:
                     audio_in = streams.audio[0] if streams.audio else None
                     audio_out = _copy_stream(output, audio_in)
                     smoothed = None
-                    bar = _progress(total, "frames", progress)
+                    bar = _progress(bar_total, "frames", progress)
                     try:  # the bar is closed on Ctrl-C too, so the interrupt's line is not drawn over it
                         for packet in _demux(container, [s for s in (video_in, audio_in) if s is not None]):
                             if audio_in is not None and packet.stream is audio_in:
@@ -375,9 +379,25 @@ class Stylizer:
         if warn is not None and total and frames < total:
             warn(f"{source}: decoded {frames} of the {total} frames the file declares (truncated or corrupt); "
                  f"{target} holds those {frames}")
+        elif warn is not None and expected and frames < expected[0] - 1:  # durations round: one frame of slack
+            warn(f"{source}: decoded {frames} of the about {expected[0]} frames its duration ({expected[1]:.2f} s at "
+                 f"{expected[2]:g} frames/s) implies (truncated or corrupt); {target} holds those {frames}")
         elif warn is not None and undecodable:
             warn(f"{source}: {undecodable} packet(s) did not decode and were skipped")
         return frames, frames / (time.perf_counter() - started)
+
+
+def _frames_from_duration(container, stream) -> tuple[int, float, float] | None:  # noqa: ANN001
+    """(frames, seconds, frames per second) a video's declared duration implies, or ``None`` when it has none."""
+    rate = stream.average_rate or stream.guessed_rate
+    seconds = None
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / 1_000_000  # AV_TIME_BASE: microseconds
+    if not rate or not seconds or seconds <= 0:
+        return None
+    return round(seconds * float(rate)), seconds, float(rate)
 
 
 def stylize_jobs(

@@ -67,7 +67,7 @@ def test_exporter_choice_gives_a_graph_without_shape_arithmetic(checkpoints):
     assert all(node.input[1] in constants for node in graph.graph.node if node.op_type == "Pad")
 
 
-def test_the_same_generator_is_traced_once_and_each_caller_gets_its_own_graph(monkeypatch):
+def test_the_same_generator_is_traced_once_per_cache_and_each_caller_gets_its_own_graph(monkeypatch):
     import torch
 
     from cg_export.export import onnx as onnx_export
@@ -75,22 +75,48 @@ def test_the_same_generator_is_traced_once_and_each_caller_gets_its_own_graph(mo
     traced = []
     real = onnx_export._trace
     monkeypatch.setattr(onnx_export, "_trace", lambda *args: traced.append(args[1:]) or real(*args))
-    monkeypatch.setattr(onnx_export, "_TRACES", {})
+    cache = onnx_export.TraceCache()
     model = make_generator("resnet", ngf=4, n_blocks=1)
     torch.manual_seed(3)
     expected_random = torch.rand(4)
     torch.manual_seed(3)
-    first = to_onnx_graph(model)
+    first = to_onnx_graph(model, cache=cache)
     assert torch.equal(torch.rand(4), expected_random)  # tracing leaves the global RNG alone
     first.graph.name = "changed by its caller"
-    second = to_onnx_graph(model)
+    second = to_onnx_graph(model, cache=cache)
     assert len(traced) == 1 and second.graph.name != first.graph.name
-    assert second.SerializeToString() == to_onnx_graph(model).SerializeToString()
-    to_onnx_graph(model, static_size=(32, 32))  # other arguments: another graph
+    assert second.SerializeToString() == to_onnx_graph(model, cache=cache).SerializeToString()
+    to_onnx_graph(model, static_size=(32, 32), cache=cache)  # other arguments: another graph
     with torch.no_grad():
         next(model.parameters()).add_(1.0)  # other weights: another graph
-    changed = to_onnx_graph(model)
+    changed = to_onnx_graph(model, cache=cache)
     assert len(traced) == 3 and changed.SerializeToString() != second.SerializeToString()
+    # No hidden state: without a cache every call traces, and nothing outlives the cache's owner.
+    to_onnx_graph(model)
+    to_onnx_graph(model)
+    assert len(traced) == 5 and len(cache) == 3
+
+
+def test_deploy_traces_each_generator_once_for_all_its_onnx_precisions(monkeypatch, tmp_path):
+    """The cache deploy relied on is its own object now: fp32, fp16 and int8 still share one trace."""
+    from PIL import Image
+
+    from cg_export.deploy import deploy
+    from cg_export.export import onnx as onnx_export
+    from cg_export.images import sample_photographs
+    from cg_export.models import save_generator
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, image in sample_photographs(6):
+        Image.fromarray(image).resize((48, 40)).save(photos / f"{name}.png")
+    checkpoint = save_generator(make_generator("resnet", seed=77, ngf=4, n_blocks=1), tmp_path / "g.pt")
+    traced = []
+    real = onnx_export._trace
+    monkeypatch.setattr(onnx_export, "_trace", lambda *args: traced.append(args[1:]) or real(*args))
+    deploy(checkpoint, photos, tmp_path / "deploy", size=(32, 32), candidates=["onnx-fp32", "onnx-fp16", "onnx-int8"],
+           threads=1, say=lambda *_: None, warmup=0, iterations=2)
+    assert len(traced) == 1
 
 
 def test_upsample_layout_exports_nearest_resize_with_constant_scales(checkpoints):

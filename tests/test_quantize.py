@@ -213,3 +213,26 @@ def test_calibration_keeps_only_a_chunk_of_activations_at_a_time(checkpoints, ph
     quantize_int8(graph, batches, replace(DEFAULT_RECIPE, calibration_method=method, equalize_pre_norm=False))
     assert held and max(held) <= CALIBRATION_CHUNK and sum(held) == len(batches)
     assert (calibration_chunk(500), calibration_chunk(13), calibration_chunk(16), calibration_chunk(3)) == (5, 1, 8, 3)
+
+
+def test_quantization_adds_no_root_logger_filter_and_logs_no_preprocessing_advice(checkpoints, photo_folder,
+                                                                                 monkeypatch, caplog):
+    """Quantization used to hide ONNX Runtime's pre-processing advice with a filter on the root logger."""
+    import logging
+
+    import onnxruntime.quantization as ort_quantization
+
+    seen_filters = []
+    real = ort_quantization.quantize_static
+
+    def watched(*args, **kwargs):
+        seen_filters.append(list(logging.getLogger().filters))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort_quantization, "quantize_static", watched)
+    graph = to_onnx_graph(load_generator(checkpoints["latest_net_G_A.pth"]).model)
+    with caplog.at_level(logging.WARNING):
+        result = quantize_int8(graph, list(calibration_batches(photo_folder, size=64)))
+    assert seen_filters == [[]]
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]
+    assert "onnx.quant.pre_process" not in {p.key for p in result.metadata_props}

@@ -487,6 +487,21 @@ def test_runner_moves_batches_of_any_shape_through_pinned_buffers(gpu, built, tm
         ("input", (1, 3, 64, 64)), ("input", (1, 3, 64, 96))]
 
 
+@pytest.mark.parametrize("gpu", RELEASES[-1:], indirect=True, ids=[r[1] for r in RELEASES[-1:]])
+def test_engine_sizes_beyond_the_pixel_limit_or_the_memory_are_one_line(gpu, built, monkeypatch):
+    """Checked before pinned host buffers of that size are asked for (the limits lowered to fit a tiny engine)."""
+    import cg_export.backends.tensorrt as tensorrt_backend
+
+    with TensorRTRunner(built) as runner:
+        monkeypatch.setattr(tensorrt_backend, "memory_limit", lambda: 1000)
+        with pytest.raises(BackendError, match=r"on a 1 x 3 x 64 x 64 input needs 96.0 KiB of host buffers, more "
+                                               r"than this machine's 1000 B"):
+            runner(np.zeros((1, 3, 64, 64), np.float32))
+    monkeypatch.setattr(tensorrt_backend, "DEFAULT_MAX_PIXELS", 32 * 32 - 1)
+    with pytest.raises(BackendError, match=r"smallest input is 32x32 \(1,024 pixels\), above the pixel limit"):
+        TensorRTRunner(built).activate()
+
+
 def test_engine_from_another_tensorrt_or_gpu_is_refused_with_advice(gpu, built, monkeypatch):
     trt, _, _ = gpu
     monkeypatch.setattr(trt, "__version__", "10.4.0")

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
+from cg_export.threads import prefer_passive_waiting
 
-from cg_export.cli.aliases import Alias, with_aliases
-from cg_export.cli.common import new_app, parse_size, reports_errors
-from cg_export.cli.options import batch_option, device_option, output_option, progress_option, size_option, threads_option
-from cg_export.cli.version import run_app
-from training.errors import TrainingOptionError
-from training.options import TrainOptions
-from training.trainer import DEFAULT_OUT
+# Before training.options imports torch: libgomp reads its wait policy once, when it loads (see prefer_passive_waiting).
+prefer_passive_waiting()
+
+import typer  # noqa: E402
+
+from cg_export.cli.aliases import Alias, with_aliases  # noqa: E402
+from cg_export.cli.common import new_app, parse_size, reports_errors  # noqa: E402
+from cg_export.cli.options import (  # noqa: E402
+    batch_option,
+    device_option,
+    output_option,
+    progress_option,
+    size_option,
+    threads_option,
+)
+from cg_export.cli.version import run_app  # noqa: E402
+from training.errors import TrainingOptionError  # noqa: E402
+from training.options import TrainOptions  # noqa: E402
+from training.trainer import DEFAULT_OUT  # noqa: E402
 
 #: The defaults the help quotes: the library's own (every unset option reaches it as ``None``).
 DEFAULTS = TrainOptions()
@@ -92,12 +104,12 @@ def train_command(
                 lambda_id=lambda_id, pool_size=pool_size, device=device, amp=amp, channels_last=channels_last,
                 seed=seed, save_every=save_every, workers=workers, log_every=log_every, samples=samples,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         saved = (out or DEFAULT_OUT).expanduser() / name / STATE_FILE
         hint = "the last save is intact: continue with the same command and --resume" if saved.exists() else (
             "nothing was saved yet: start it again without --resume")
         typer.echo(f"interrupted; {hint}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 
 def square_side(size: str | None) -> int | None:

@@ -99,12 +99,12 @@ def compress_command(
                 lambda_gan=lambda_gan, device=device, amp=amp, seed=seed, save_every=save_every, log_every=log_every,
                 samples=samples,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         run_dir = run_dir_for(output or default_student_path(teacher))
         hint = "the last save is intact: continue with the same command and --resume" if run_dir.exists() else (
             "nothing was saved yet: start it again without --resume")
         typer.echo(f"interrupted; {hint}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 
 def main() -> None:

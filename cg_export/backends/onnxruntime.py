@@ -18,8 +18,9 @@ from cg_export.errors import BackendError
 from cg_export.external_data import check_external_data
 from cg_export.formats import format_named
 from cg_export.metadata import FLOAT_LAYOUT, UINT8_LAYOUT, ArtifactMetadata
+from cg_export.model_limits import check_model_limits, out_of_memory_error
 from cg_export.optional import import_optional
-from cg_export.threads import check_threads, default_threads
+from cg_export.threads import ThreadSettings, check_threads
 
 # Preferred order when the caller names none: the fastest provider that is installed comes first.
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -114,7 +115,9 @@ class OnnxRuntimeRunner(Runner):
             providers = [p for p in PROVIDER_PREFERENCE if p in available]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads or default_threads()
+        # Idle intra-op threads sleep rather than spin unless CG_EXPORT_SPIN=1: spinning threads on a busy machine
+        # take the cores their parked siblings need.
+        ThreadSettings.resolve(self.threads).apply_to_onnxruntime(options)
         options.log_severity_level = 3
         # Without the arena, memory goes back to the system after each run: a tiled run's peak is one inference,
         # not the sum of three sessions' arenas (about 4 GB instead of under 2 GB for a 2048x2048 photograph).
@@ -122,6 +125,7 @@ class OnnxRuntimeRunner(Runner):
         if not self.model_path.is_file():
             raise BackendError(f"{self.model_path}: no such ONNX file")
         check_external_data(self.model_path)
+        check_model_limits(self.model_path)  # static shapes that cannot fit are refused before ONNX Runtime allocates
         self._options = options
         try:
             self.session = ort.InferenceSession(str(self.model_path), sess_options=options, providers=providers)
@@ -145,7 +149,13 @@ class OnnxRuntimeRunner(Runner):
         return self.session.get_providers()[0] if self.session else "inactive"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input_name: batch})[0]
+        try:
+            return self.session.run(None, {self._input_name: batch})[0]
+        except Exception as exc:  # ORT raises its own exception types; out of memory is one line, the rest are bugs
+            error = out_of_memory_error(self.model_path, exc, batch.shape)
+            if error is None:
+                raise
+            raise error from None
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         stats_session, _ = self._norm_stats_sessions()

@@ -34,6 +34,7 @@ from cg_export.errors import BackendError
 from cg_export.formats import format_named, format_of_suffix
 from cg_export.metadata import PREFIX, ArtifactMetadata
 from cg_export.optional import import_optional
+from cg_export.threads import ThreadSettings
 
 RT_INFO_SECTION = "cg_export"
 FRAMEWORK_SECTION = "framework"
@@ -267,8 +268,10 @@ class OpenVinoRunner(Runner):
         if is_onnx:
             # OpenVINO reads an ONNX file's external data itself: only from inside the model's own folder.
             from cg_export.external_data import check_external_data
+            from cg_export.model_limits import check_model_limits
 
             check_external_data(self.model_path)
+            check_model_limits(self.model_path)  # static shapes that cannot fit, refused before OpenVINO allocates
         self._core = ov.Core()
         available = self._core.available_devices
         base = self.requested_device.split(".")[0]
@@ -289,7 +292,14 @@ class OpenVinoRunner(Runner):
 
     def _compile(self, model: Any, profiling: bool = False) -> Any:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        if self.threads:
+        if self.requested_device.startswith("CPU"):
+            # No pinning of threads to cores unless CG_EXPORT_SPIN=1 (see ThreadSettings); the count stays
+            # OpenVINO's own (every core) unless given.
+            settings = ThreadSettings.resolve(self.threads)
+            config["ENABLE_CPU_PINNING"] = settings.spinning
+            if self.threads:
+                config["INFERENCE_NUM_THREADS"] = settings.count
+        elif self.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.threads)
         precision = self.inference_precision
         if precision is None and self.requested_device.startswith("CPU"):
@@ -310,7 +320,15 @@ class OpenVinoRunner(Runner):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         # The model's own I/O: Runner.__call__ converts float NCHW to uint8 NHWC and back for a --uint8-io model.
-        return self._request.infer({0: batch})[0].copy()
+        try:
+            return self._request.infer({0: batch})[0].copy()
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses; out of memory is one line
+            from cg_export.model_limits import out_of_memory_error
+
+            error = out_of_memory_error(self.model_path, exc, batch.shape)
+            if error is None:
+                raise
+            raise error from None
 
     def infer_bytes(self, images: np.ndarray) -> np.ndarray:
         """Run a ``--uint8-io`` model on uint8 NHWC RGB images as they are; returns uint8 NHWC RGB.

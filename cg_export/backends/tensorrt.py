@@ -22,6 +22,7 @@ import numpy as np
 from cg_export.backends.base import ModelInfo, Runner
 from cg_export.errors import BackendError, MissingDependencyError
 from cg_export.metadata import ArtifactMetadata
+from cg_export.model_limits import DEFAULT_MAX_PIXELS, format_bytes, memory_limit
 from cg_export.tensorrt.sidecar import EngineRecord, GpuInfo, compatibility_problem, read_sidecar
 from cg_export.tensorrt.versions import import_tensorrt, tensorrt_version, too_old
 
@@ -236,6 +237,11 @@ class TensorRTRunner(Runner):
         self._out_dtype = self._host_dtype(engine.get_tensor_dtype(self._output), self._output)
         low, opt, high = engine.get_tensor_profile_shape(self._input, 0)
         self.profile = (tuple(low), tuple(opt), tuple(high))
+        if len(low) == 4 and int(low[2]) * int(low[3]) > DEFAULT_MAX_PIXELS:
+            # Its smallest input is already beyond any photograph: host buffers sized from it could not be made.
+            raise BackendError(f"{self.engine_path}: refused: the engine's smallest input is {low[2]}x{low[3]} "
+                               f"({int(low[2]) * int(low[3]):,} pixels), above the pixel limit of "
+                               f"{DEFAULT_MAX_PIXELS:,}")
         self._info = self._describe_model()
         self._context = engine.create_execution_context()
         self._cuda = cuda
@@ -285,6 +291,11 @@ class TensorRTRunner(Runner):
             raise BackendError(f"TensorRT rejected input shape {shape}")
         out_shape = tuple(int(d) for d in self._context.get_tensor_shape(self._output))
         in_count, out_count = int(np.prod(shape)), int(np.prod(out_shape))
+        memory = memory_limit()
+        needed = in_count * self._in_dtype.itemsize + out_count * self._out_dtype.itemsize
+        if memory is not None and needed > memory:  # before pinned host buffers of that size are asked for
+            raise BackendError(f"{self.engine_path}: running it on a {' x '.join(map(str, shape))} input needs "
+                               f"{format_bytes(needed)} of host buffers, more than this machine's {format_bytes(memory)}")
         self._in_buffer.reserve(in_count)
         self._out_buffer.reserve(out_count)
         self._in_buffer.view(in_count)[:] = batch.reshape(-1)  # casts to the engine's input type if it is fp16

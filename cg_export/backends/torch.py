@@ -13,7 +13,8 @@ from cg_export.backends.base import ModelInfo, Runner
 from cg_export.devices import DEFAULT_DEVICE, is_auto
 from cg_export.errors import BackendError
 from cg_export.metadata import ArtifactMetadata
-from cg_export.threads import check_threads, default_threads
+from cg_export.threads import check_threads
+from cg_export.threads import threads as thread_settings
 
 
 class TorchRunner(Runner):
@@ -68,8 +69,27 @@ class TorchRunner(Runner):
                 f"device {self.device!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use device 'cpu'"
             )
         # PyTorch's default is one thread per machine core, whatever a container or affinity mask leaves us; too
-        # many threads made a small generator 9-45x slower on a busy machine than one thread.
-        torch.set_num_threads(self.threads or default_threads())
+        # many threads made a small generator 9-45x slower on a busy machine than one thread. A process-wide
+        # setting: taken here, given back on deactivate().
+        self._threads = thread_settings(self.threads)
+        self._thread_count = self._threads.__enter__().count
+        try:
+            self._load()
+        except BaseException:
+            self._threads.__exit__(None, None, None)
+            raise
+
+    def _deactivate(self) -> None:
+        self._threads.__exit__(None, None, None)
+
+    def _hold_threads(self) -> None:
+        # Another runner activated since (a benchmark's reference stays active beside every target) may have set
+        # its own count. PyTorch picks its kernels by thread count (oneDNN or its own convolutions), so a model run
+        # with another count gives other bits: a reference compared with itself read 83 dB instead of inf.
+        if torch.get_num_threads() != self._thread_count:
+            torch.set_num_threads(self._thread_count)
+
+    def _load(self) -> None:
         self.model = self.model.to(device=self.device, dtype=self._dtype, memory_format=self._memory_format).eval()
         source = self.source or ArtifactMetadata()
         config = dict(getattr(self.model, "config", {}) or {})
@@ -93,17 +113,20 @@ class TorchRunner(Runner):
         return self.model(x)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        self._hold_threads()
         with torch.inference_mode():
             return self.run_on_device(self.to_device(batch)).float().cpu().numpy()
 
     def norm_stats(self, batch: np.ndarray) -> np.ndarray:
         from cg_export.norm_stats import TorchNormStats
 
+        self._hold_threads()
         return TorchNormStats(self.model).collect(self.to_device(np.ascontiguousarray(batch, dtype=np.float32)))
 
     def infer_with_norm_stats(self, batch: np.ndarray, stats: np.ndarray) -> np.ndarray:
         from cg_export.norm_stats import TorchNormStats
 
+        self._hold_threads()
         x = self.to_device(np.ascontiguousarray(batch, dtype=np.float32))
         return TorchNormStats(self.model).apply(x, stats).float().cpu().numpy()
 

@@ -6,16 +6,21 @@ The options themselves are declared in :mod:`cg_export.cli.options`; what comman
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from cg_export.errors import CgExportError, OptionError
+from cg_export.files import record_outputs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,8 +38,18 @@ class Terminated(KeyboardInterrupt):
         super().__init__(signal.Signals(signal_number).name)
 
 
-def _raise_terminated(signal_number: int, frame: object) -> None:
+def _raise_for(signal_number: int) -> None:
+    if signal_number == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(signal_number)
+
+
+def _raise_terminated(signal_number: int, frame: object) -> None:
+    _raise_for(signal_number)
+
+
+def _handled_signals() -> list[int]:
+    return [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
 
 
 @contextmanager
@@ -47,10 +62,7 @@ def signals_unwind() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = {signal.SIGTERM: _raise_terminated, signal.SIGINT: signal.default_int_handler}
-    if hasattr(signal, "SIGHUP"):
-        wanted[signal.SIGHUP] = _raise_terminated
-    previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
+    previous = {number: signal.signal(number, _raise_terminated) for number in _handled_signals()}
     try:
         yield
     finally:
@@ -58,28 +70,103 @@ def signals_unwind() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+class ProcessSignals:
+    """The one signal policy of a command-line process, from its entry point to its exit (see :func:`run_app`).
+
+    SIGINT exits 130, SIGTERM 143 (SIGHUP 129), always with one line saying what was written and what was kept.
+    Inside a command (:func:`reports_errors`) a signal unwinds at once, so every
+    :func:`cg_export.files.atomic_output` removes its partial file. Outside one (option parsing, printing after the
+    command returned, the interpreter's exit) a signal is remembered and ends the process as soon as the command's
+    own work is over: Python resets its handlers to the default while it shuts down, and a signal then used to
+    kill the process without a word.
+
+    Attributes:
+        received: The first signal received, or ``None``.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._reported = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Take SIGINT, SIGTERM and SIGHUP for the rest of the process (the main thread only can)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = {number: signal.signal(number, self._remember) for number in _handled_signals()}
+        # Registered before the command imports torch and the runtimes, so it runs after their own exit hooks.
+        atexit.register(self._at_exit)
+
+    def _remember(self, signal_number: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signal_number
+
+    def exit_code(self, code: int) -> int:
+        """``code``, or ``128 + signal`` with its line on stderr when a signal came after the command finished."""
+        if self.received is None:
+            return code
+        self._reported = True
+        if code == 0:
+            typer.echo(f"stopped by {signal.Signals(self.received).name} after the command finished; its outputs "
+                       "were written", err=True)
+        else:
+            typer.echo(f"stopped by {signal.Signals(self.received).name}", err=True)
+        return 128 + self.received
+
+    def _at_exit(self) -> None:
+        # From here on the interpreter tears down without running Python handlers, and restores the default
+        # (terminating) ones: ignore the signals, then report one that came during the other exit hooks.
+        for number in self._previous:
+            signal.signal(number, signal.SIG_IGN)
+        if self.received is not None and not self._reported:
+            sys.stdout.flush()
+            typer.echo(f"stopped by {signal.Signals(self.received).name} while exiting; the command had finished "
+                       "and its outputs were written", err=True)
+            sys.stderr.flush()
+            os._exit(128 + self.received)
+
+
+def interruption_message(exc: KeyboardInterrupt, written: list[Path]) -> str:
+    """One line on what a signal stopped: the outputs already written, the one it stopped (and whether an earlier
+    file there was kept), or that nothing was written."""
+    number = exc.signal_number if isinstance(exc, Terminated) else signal.SIGINT
+    parts = []
+    if written:
+        more = f" and {len(written) - 1} more" if len(written) > 1 else ""
+        parts.append(f"wrote {written[0]}{more}")
+    for path, existed in getattr(exc, "unwritten_outputs", []):
+        parts.append(f"{path} not written, the earlier one kept" if existed else f"{path} not written")
+    if not parts:
+        parts.append("nothing was written")
+    return f"stopped by {signal.Signals(number).name}: {'; '.join(parts)}; no output was left half-written"
+
+
 def reports_errors(command: F) -> F:
     """Turn expected failures into ``error: <message>`` on stderr and a non-zero exit, with no traceback.
 
-    Ctrl-C, SIGTERM and SIGHUP stop the command the same way (partial outputs removed, exit 128 + the signal).
+    Ctrl-C, SIGTERM and SIGHUP stop the command the same way (partial outputs removed, exit 128 + the signal, one
+    line saying what was written and what was kept).
     Unexpected exceptions still show their traceback: they are bugs, and the traceback is what a bug report needs.
     """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with signals_unwind():
-                return command(*args, **kwargs)
-        except CgExportError as exc:
-            typer.echo(f"error: {exc.render(flag_of) if isinstance(exc, OptionError) else exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except Terminated as exc:
-            typer.echo(f"stopped by {signal.Signals(exc.signal_number).name}; no output was left half-written",
-                       err=True)
-            raise typer.Exit(128 + exc.signal_number) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted; no output was left half-written", err=True)
-            raise typer.Exit(130) from None
+        # A signal that came before the command started (while options were parsed) stops it as it starts.
+        policy = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+        with record_outputs() as written:
+            try:
+                with signals_unwind():
+                    if isinstance(policy, ProcessSignals) and policy.received is not None:
+                        policy.received, number = None, policy.received
+                        _raise_for(number)
+                    return command(*args, **kwargs)
+            except CgExportError as exc:
+                typer.echo(f"error: {exc.render(flag_of) if isinstance(exc, OptionError) else exc}", err=True)
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt as exc:
+                typer.echo(interruption_message(exc, written), err=True)
+                number = exc.signal_number if isinstance(exc, Terminated) else signal.SIGINT
+                raise typer.Exit(128 + number) from None
 
     return wrapper  # type: ignore[return-value]
 

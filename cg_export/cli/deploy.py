@@ -7,7 +7,6 @@ every default. ``register(app)`` adds the command to the ``cg-export`` app.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -78,17 +77,13 @@ def deploy_command(
         check_output_file(json_path, "--json")
         InputFiles([checkpoint, *([student] if student else [])]).refuse(json_path, "--json")
     sizes = _engine_sizes(engine_sizes, engine_min_size, engine_max_size)
-    # A terminated run (kill, a CI timeout) cleans up like Ctrl-C: the half-built folder is removed.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = deploy(
-            checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr_db,
-            target=target, student=student, candidates=candidates or None, keep_all=keep_all,
-            engine_sizes=sizes, warmup=warmup,
-            iterations=iterations, duration_s=duration_s, arch=arch, threads=threads, compress=compress, say=say,
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # A terminated run (kill, a CI timeout) cleans up like Ctrl-C through reports_errors' signal policy.
+    result = deploy(
+        checkpoint, photos, output, size=parse_size(size, "--size") if size else None, min_psnr_db=min_psnr_db,
+        target=target, student=student, candidates=candidates or None, keep_all=keep_all,
+        engine_sizes=sizes, warmup=warmup,
+        iterations=iterations, duration_s=duration_s, arch=arch, threads=threads, compress=compress, say=say,
+    )
     if json_path is not None:
         manifest = result.manifest
         decision = {key: manifest[key] for key in ("artifact", "candidate", "backend", "runtime", "precision", "size",
@@ -118,10 +113,6 @@ def _engine_sizes(size_range: str | None, old_min: str | None, old_max: str | No
         raise CgExportError("give --size-range MINHxMINW:MAXHxMAXW (or the old --engine-min-size and "
                             "--engine-max-size together)")
     return parse_size(old_min, "--engine-min-size"), parse_size(old_max, "--engine-max-size")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -9,13 +9,18 @@ and its shell command is the format's own ``cg-export`` verb with the options of
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cg_export.export import ExportRequest, run_export
+from cg_export.export import ExportRequest, make_options, run_export
 from cg_export.formats import FORMATS, PRECISIONS, TARGETS, Format
 from cg_export.models import LoadedGenerator
+
+if TYPE_CHECKING:  # the exporter imports torch and onnx: only when a candidate is made
+    from cg_export.export.onnx import TraceCache
 
 PRECISION_RANK = {precision: rank for rank, precision in enumerate(PRECISIONS)}
 """Lower is more precise: ties in latency are broken towards the lower rank."""
@@ -35,6 +40,8 @@ class ExportJob:
         size: ``(height, width)`` the deployment runs at.
         engine_sizes: ``((min height, min width), (max height, max width))`` a TensorRT engine's profile takes;
             ``None``: exactly ``size``.
+        trace_cache: The source's :class:`cg_export.export.onnx.TraceCache`: its fp32, fp16 and int8 ONNX files
+            share one trace.
     """
 
     generator: LoadedGenerator
@@ -43,6 +50,7 @@ class ExportJob:
     calibration: Path
     size: tuple[int, int]
     engine_sizes: tuple[tuple[int, int], tuple[int, int]] | None = None
+    trace_cache: TraceCache | None = None
 
 
 @dataclass(frozen=True)
@@ -104,8 +112,11 @@ class CandidateSpec:
         if self.format.exporter is None:
             shutil.copy2(job.generator.path, job.output)
             return job.output
+        options = make_options(self.format, self.request(job))
+        if job.trace_cache is not None and hasattr(options, "trace_cache"):  # formats that trace a checkpoint
+            options = dataclasses.replace(options, trace_cache=job.trace_cache)
         return run_export(self.format.name, job.needed if self.needs else job.generator, job.output,
-                          self.request(job)).path  # type: ignore[return-value]
+                          options).path  # type: ignore[return-value]
 
     def request(self, job: ExportJob) -> ExportRequest:
         """The export request of this candidate (what its shell command spells too)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cg_export.backends.registry import DEPLOY_MANIFEST
 from cg_export.deploy.photos import DeployError
+from cg_export.files import note_written, record_outputs
 
 
 def check_output_folder(folder: Path) -> None:
@@ -43,18 +44,31 @@ def replaced_folder(final: Path) -> Iterator[Path]:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(build, 0o777 & ~umask)
+    existed = final.exists()
+    old: Path | None = None
     try:
-        yield build
-        if final.exists():
+        # The files written inside the build folder are not outputs yet: only the swapped-in folder is one.
+        with record_outputs():
+            yield build
+        if existed:
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
             os.replace(final, old / final.name)
             os.replace(build, final)
-            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(build, final)
-    except BaseException:
+    except BaseException as exc:
+        # Stopped between the two renames: the earlier deployment goes back where it was.
+        if old is not None and not final.exists() and (old / final.name).exists():
+            os.replace(old / final.name, final)
         shutil.rmtree(build, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        if isinstance(exc, KeyboardInterrupt):
+            exc.unwritten_outputs = [(final, existed)]  # not the files inside the removed build folder
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    note_written(final)
 
 
 def read_manifest(folder: str | Path) -> dict:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from cg_export.deploy.photos import DeployError, DeployOptionError, PhotoSplit, 
 from cg_export.export.defaults import DEPLOY_OUTPUT, DEPLOY_SIZE, DEPLOY_TARGET
 from cg_export.models import LoadedGenerator, load_generator
 from cg_export.parity import DEFAULT_MIN_PSNR, compare_outputs, format_psnr
+from cg_export.threads import threads as thread_settings
 
 DEFAULT_SIZE = DEPLOY_SIZE
 DEFAULT_TARGET = DEPLOY_TARGET
@@ -44,11 +44,18 @@ class Source:
 
     role: str
     generator: LoadedGenerator
+    traces: Any = field(default_factory=lambda: _trace_cache())  # one trace for its fp32, fp16 and int8 files
 
     @property
     def prefix(self) -> str:
         """What its candidates' names start with: nothing for the teacher, ``student-`` for a student."""
         return "" if self.role == "teacher" else STUDENT_PREFIX
+
+
+def _trace_cache() -> Any:
+    from cg_export.export.onnx import TraceCache
+
+    return TraceCache()
 
 
 @dataclass
@@ -177,7 +184,7 @@ def deploy(
     say("photos", f"{len(split.calibration)} to calibrate int8, {len(split.verification)} held out to verify on "
                   f"({', '.join(split.label(p) for p, _ in split.verification)}), at {size[0]}x{size[1]}")
 
-    with replaced_folder(output) as build, _torch_threads(threads):
+    with replaced_folder(output) as build, thread_settings(threads):
         work = build / WORK_FOLDER
         calibration = split.write_calibration_folder(work / "calibration")
         if distil is not None:
@@ -267,22 +274,6 @@ def _runner(path: Path, options: tuple[tuple[str, object], ...], threads: int | 
     return runner_for(path, threads=threads, **dict(options))
 
 
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """PyTorch's thread count for the run (its runner has no per-model option), restored afterwards."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _outputs(runner: Any, inputs: list[tuple[str, np.ndarray]]) -> list[np.ndarray]:
     with runner:
         return [runner(batch) for _, batch in inputs]
@@ -303,7 +294,8 @@ def _make_and_verify(
         return row.fail(f"not available here ({missing})", UNAVAILABLE)
     needed = made.get(source.prefix + spec.needs) if spec.needs else None
     folder = work / name
-    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes)
+    job = ExportJob(source.generator, folder / f"{name}{spec.suffix}", needed, calibration, size, engine_sizes,
+                    trace_cache=source.traces)
     row.command = _command(spec, job, name, source.prefix, verify=False,
                            checkpoint=str(source.generator.path.resolve()))
     if spec.needs and needed is None:

@@ -102,6 +102,8 @@ class OnnxExportOptions:
             :func:`cg_export.threads.default_threads`.
         min_psnr_db: Lowest acceptable PSNR; ``None`` uses the precision's default (50 dB fp32, 40 dB fp16,
             30 dB int8; :data:`cg_export.parity.DEFAULT_MIN_PSNR`).
+        trace_cache: Where to keep and find traced graphs (:class:`TraceCache`), for a caller exporting one
+            generator several times; ``None`` traces every time.
         arch: Force the architecture of a checkpoint source (see ``load_generator``).
 
     Raises:
@@ -122,6 +124,7 @@ class OnnxExportOptions:
     min_psnr_db: float | None = None
     verify_photos: Path | None = None
     threads: int | None = None
+    trace_cache: TraceCache | None = field(default=None, compare=False, repr=False)
     arch: str | None = None
 
     @classmethod
@@ -207,32 +210,35 @@ def export_onnx(
     if static_size is not None and (static_size[0] % multiple or static_size[1] % multiple):
         raise OptionError("static_size", tuple(static_size), f"sizes must be multiples of {multiple}")
 
-    notes: list[str] = []
-    started = time.perf_counter()
-    model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch)
-    written = graph_opset(model)
-    if written != opset:  # never print one opset and write another
-        raise OptionError("opset", opset, f"this exporter wrote opset {written} instead; choose another {{opset}}")
-    if options.fp16:
-        from cg_export.export.precision import convert_to_fp16
-
-        model = convert_to_fp16(model)
-    next_step = None
-    if options.int8:
-        from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, int8_next_step, quantize_int8
-
-        recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
-        skipped: list[str] = []
-        images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
-                                          kind=model_input_kind(generator.config), skipped=skipped))
-        if skipped:
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
-        model = quantize_int8(model, images, recipe, progress=True)
-        next_step = int8_next_step(options.calib_method, len(images))
-    add_metadata(model, generator, precision)
-    onnx.checker.check_model(model, full_check=True)
+    # The temporary file is made first: an output that cannot be written is refused before the slow work, and a
+    # signal at any stage names the output it stopped.
     with atomic_output(output) as tmp:
+        notes: list[str] = []
+        started = time.perf_counter()
+        model = to_onnx_graph(generator.model, opset=opset, static_size=static_size, batch=batch,
+                              cache=options.trace_cache)
+        written = graph_opset(model)
+        if written != opset:  # never print one opset and write another
+            raise OptionError("opset", opset, f"this exporter wrote opset {written} instead; choose another {{opset}}")
+        if options.fp16:
+            from cg_export.export.precision import convert_to_fp16
+
+            model = convert_to_fp16(model)
+        next_step = None
+        if options.int8:
+            from cg_export.export.quantize import DEFAULT_RECIPE, calibration_batches, int8_next_step, quantize_int8
+
+            recipe = replace(DEFAULT_RECIPE, calibration_method=options.calib_method)
+            skipped: list[str] = []
+            images = list(calibration_batches(options.calib, size=verification_sizes(multiple)[0][0],
+                                              kind=model_input_kind(generator.config), skipped=skipped))
+            if skipped:
+                more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+                notes.append(f"--calib: skipped {len(skipped)} unreadable file(s): {', '.join(skipped[:5])}{more}")
+            model = quantize_int8(model, images, recipe, progress=True)
+            next_step = int8_next_step(options.calib_method, len(images))
+        add_metadata(model, generator, precision)
+        onnx.checker.check_model(model, full_check=True)
         onnx.save(model, str(tmp))
         export_seconds = time.perf_counter() - started
         parity = None
@@ -310,10 +316,12 @@ def check_uint8_io(model: nn.Module, onnx_path: Path, sizes: list[tuple[int, int
     from cg_export.backends.onnxruntime import import_onnxruntime
     from cg_export.errors import ParityError
     from cg_export.images import to_uint8
+    from cg_export.threads import ThreadSettings
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    ThreadSettings.resolve().apply_to_onnxruntime(options)  # the usable cores, waiting passively (cg_export.threads)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     for label, batch in photograph_batches(sizes, photos_per_batch):
         images = np.rint((batch + 1.0) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
@@ -394,15 +402,49 @@ def verify_against_torch(
     if inputs is None:
         inputs = photograph_batches(sizes, photos_per_batch, input_kind=model_input_kind(model.config))
     threads = default_threads() if threads is None else threads
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with TorchRunner(model) as reference, OnnxRuntimeRunner(
-            onnx_path, providers=["CPUExecutionProvider"], threads=threads
-        ) as runner:
-            return measure_parity(reference, runner, inputs)
-    finally:
-        torch.set_num_threads(previous)
+    with TorchRunner(model, threads=threads) as reference, OnnxRuntimeRunner(
+        onnx_path, providers=["CPUExecutionProvider"], threads=threads
+    ) as runner:
+        return measure_parity(reference, runner, inputs)
+
+
+class TraceCache:
+    """The graphs of the last few traces of a program that exports one generator several times.
+
+    A trace takes seconds even for a tiny generator, and ``cg-export deploy`` asks for the same graph for fp32,
+    fp16 and int8. Graphs are kept serialized, keyed by everything the trace depends on (the module's class,
+    structure, plain attributes, every parameter and buffer, and the arguments), and each caller gets its own copy
+    to change. Whoever wants the reuse makes one and passes it down (:attr:`OnnxExportOptions.trace_cache`); it is
+    freed with its owner.
+
+    Args:
+        entries: Graphs kept, least recently used dropped first.
+        max_bytes: A bigger graph is traced again rather than held in memory.
+    """
+
+    def __init__(self, entries: int = 4, max_bytes: int = 256 << 20):
+        self.entries = entries
+        self.max_bytes = max_bytes
+        self._graphs: dict[str, bytes] = {}  # oldest first
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def graph(self, model: nn.Module, opset: int, static_size: tuple[int, int] | None,
+              batch: int | None) -> onnx.ModelProto:
+        """The graph of ``model`` traced with these arguments: a copy of a kept one, or a new trace (kept)."""
+        key = _trace_key(model, opset, static_size, batch)
+        cached = self._graphs.pop(key, None)
+        if cached is not None:
+            self._graphs[key] = cached  # most recently used last
+            return onnx.load_from_string(cached)
+        graph = _trace(model, opset, static_size, batch)
+        serialized = graph.SerializeToString()
+        if len(serialized) <= self.max_bytes:
+            self._graphs[key] = serialized
+            while len(self._graphs) > self.entries:
+                self._graphs.pop(next(iter(self._graphs)))
+        return graph
 
 
 def to_onnx_graph(
@@ -410,41 +452,24 @@ def to_onnx_graph(
     opset: int = DEFAULT_OPSET,
     static_size: tuple[int, int] | None = None,
     batch: int | None = None,
+    cache: TraceCache | None = None,
 ) -> onnx.ModelProto:
     """Trace a generator into an in-memory ONNX model with NCHW float32 input ``input`` and output ``output``.
-
-    A trace takes seconds even for a tiny generator, and ``cg-export deploy`` (like any program that exports one
-    generator at several precisions) asks for the same graph again for fp16 and int8; so the last few graphs are
-    kept, keyed by everything the trace depends on (the module's class, structure, plain attributes, every
-    parameter and buffer, and the arguments), and each caller gets its own copy to change.
 
     Args:
         model: The generator (put in eval mode, otherwise not modified).
         opset: Target opset (17 or newer).
         static_size: ``(H, W)`` to fix, or ``None`` for dynamic height and width.
         batch: Batch size to fix, or ``None`` for a dynamic batch.
+        cache: Reuse a graph traced earlier with the same weights and arguments (see :class:`TraceCache`);
+            ``None`` traces.
     """
     if opset < DEFAULT_OPSET:
         raise OptionError("opset", opset, f"the oldest opset supported is {DEFAULT_OPSET}")
     model.eval()
-    key = _trace_key(model, opset, static_size, batch)
-    cached = _TRACES.get(key)
-    if cached is None:
-        graph = _trace(model, opset, static_size, batch)
-        serialized = graph.SerializeToString()
-        if len(serialized) <= _TRACE_CACHE_MAX_BYTES:
-            _TRACES[key] = serialized
-            while len(_TRACES) > _TRACE_CACHE_ENTRIES:
-                _TRACES.pop(next(iter(_TRACES)))
-        return graph
-    _TRACES[key] = _TRACES.pop(key)  # most recently used last
-    return onnx.load_from_string(cached)
-
-
-#: Serialized graphs of the last few traces (see :func:`to_onnx_graph`), oldest first.
-_TRACES: dict[str, bytes] = {}
-_TRACE_CACHE_ENTRIES = 4
-_TRACE_CACHE_MAX_BYTES = 256 << 20  # a bigger graph is traced again rather than held in memory
+    if cache is None:
+        return _trace(model, opset, static_size, batch)
+    return cache.graph(model, opset, static_size, batch)
 
 
 def _trace_key(model: nn.Module, opset: int, static_size: tuple[int, int] | None, batch: int | None) -> str:

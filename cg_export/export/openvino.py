@@ -31,7 +31,7 @@ from cg_export.files import atomic_output, sha256_of
 from cg_export.formats import format_named, format_of_suffix
 from cg_export.metadata import ArtifactMetadata, is_staging_path, read_onnx_metadata
 from cg_export.parity import ParityReport, check_parity, compare_outputs, measure_parity, photograph_batches
-from cg_export.threads import check_threads, default_threads
+from cg_export.threads import ThreadSettings, check_threads
 
 if TYPE_CHECKING:
     from cg_export.export.run import ExportRequest
@@ -267,7 +267,7 @@ def _uint8_parity(onnx_path: Path, candidate: OpenVinoRunner, inputs: list[tuple
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = threads or default_threads()
+    ThreadSettings.resolve(threads).apply_to_onnxruntime(options)  # the count, waiting passively (cg_export.threads)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     report = ParityReport()
     for label, batch in inputs:

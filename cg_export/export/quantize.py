@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from cg_export.errors import CgExportError, ImageError, OptionError
 from cg_export.export.defaults import CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD
 from cg_export.graph_edit import prune_unused
 from cg_export.images import IMAGE_SUFFIXES, RGB_INPUT, fit_to_size, load_image, to_model_input
+from cg_export.threads import ThreadSettings
 
 
 @dataclass(frozen=True)
@@ -199,10 +199,14 @@ def quantize_int8(
     }
     with tempfile.TemporaryDirectory(prefix="cg-export-int8-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        onnx.save(model, str(source))
-        # The quantizer prints its calibration steps (the progress bar already tells the user) and logs advice to
-        # run its pre-processing, which is for graphs without shape information; ours are fully shape-inferred.
-        with contextlib.redirect_stdout(io.StringIO()), _without_preprocessing_advice():
+        # ONNX Runtime logs advice (on the root logger) to run its pre-processing, which is for graphs without shape
+        # information; ours are fully shape-inferred. The copy it reads says so with the quantizer's own tag,
+        # instead of a filter on the root logger that would hide other programs' records too.
+        tagged = onnx.ModelProto.FromString(model.SerializeToString())
+        onnx.helper.set_model_props(tagged, {**{p.key: p.value for p in tagged.metadata_props}, **_PREPROCESSED})
+        onnx.save(tagged, str(source))
+        # The quantizer prints its calibration steps (the progress bar already tells the user).
+        with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(
                 str(source),
                 str(target),
@@ -217,8 +221,15 @@ def quantize_int8(
                 extra_options=extra,
             )
         quantized = onnx.load(str(target))
+    kept = [(p.key, p.value) for p in quantized.metadata_props if p.key not in _PREPROCESSED]
+    del quantized.metadata_props[:]
+    onnx.helper.set_model_props(quantized, dict(kept))
     # The quantizer keeps the metadata of its input only partially; the caller re-adds provenance.
     return quantized
+
+
+#: ONNX Runtime's mark of a graph its quantization pre-processing has seen (``add_pre_process_metadata``).
+_PREPROCESSED = {"onnx.quant.pre_process": "onnxruntime.quant"}
 
 
 CALIBRATION_CHUNK = 8
@@ -227,19 +238,6 @@ CALIBRATION_CHUNK = 8
 def calibration_chunk(count: int, largest: int = CALIBRATION_CHUNK) -> int:
     """The largest chunk size up to ``largest`` that divides ``count`` (ONNX Runtime's chunking needs a divisor)."""
     return next(size for size in range(min(largest, count), 0, -1) if count % size == 0)
-
-
-@contextlib.contextmanager
-def _without_preprocessing_advice() -> Iterator[None]:
-    def keep(record: logging.LogRecord) -> bool:
-        return "pre-processing" not in record.getMessage()
-
-    root = logging.getLogger()
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
 
 
 def image_facing_convs(model: onnx.ModelProto) -> list[str]:
@@ -285,6 +283,7 @@ def equalize_pre_norm_convs(model: onnx.ModelProto, calibration: Sequence[np.nda
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    ThreadSettings.resolve().apply_to_onnxruntime(options)  # the usable cores, waiting passively (cg_export.threads)
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = [node.output[0] for node in targets]
     sums: dict[str, np.ndarray] = {}

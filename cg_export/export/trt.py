@@ -740,12 +740,10 @@ def verify_engine(engine_path: Path, source: _Source, profile: ShapeProfile, thr
 
 def _reference_runner(source: _Source, threads: int) -> Any:
     if source.kind == "checkpoint":
-        import torch
-
         from cg_export.backends.torch import TorchRunner
 
-        torch.set_num_threads(threads)  # the reference is the CPU's; PyTorch's default is one per machine core
-        return TorchRunner(source.generator.model)
+        # The reference is the CPU's; PyTorch's default is one thread per machine core. Set while it is active.
+        return TorchRunner(source.generator.model, threads=threads)
     from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(source.path, providers=["CPUExecutionProvider"], threads=threads)

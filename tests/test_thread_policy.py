@@ -1,0 +1,122 @@
+"""Threads: one context manager sets and restores PyTorch's count, and every runtime waits passively on a shared
+machine unless asked to spin (:mod:`cg_export.threads`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_generator
+
+from cg_export.backends.onnxruntime import OnnxRuntimeRunner
+from cg_export.backends.torch import TorchRunner
+from cg_export.export.onnx import OnnxExportOptions, export_onnx
+from cg_export.models import save_generator
+from cg_export.threads import SPIN_ENV, ThreadSettings, prefer_passive_waiting, threads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("thread_policy")
+    checkpoint = save_generator(make_generator("resnet", ngf=4, n_blocks=1), folder / "g.pt")
+    return export_onnx(checkpoint, folder / "g.onnx", OnnxExportOptions(verify=False)).path
+
+
+def test_threads_sets_and_restores_torch_threads():
+    torch.set_num_threads(1)
+    with threads(2) as settings:
+        assert torch.get_num_threads() == 2 and settings.count == 2
+    assert torch.get_num_threads() == 1
+
+
+def test_the_torch_runner_gives_its_threads_back():
+    """It used to set PyTorch's process-wide thread count on activate and never restore it."""
+    torch.set_num_threads(1)
+    with TorchRunner(make_generator("resnet", ngf=4, n_blocks=1), threads=2) as runner:
+        assert torch.get_num_threads() == 2
+        runner(np.zeros((1, 3, 16, 16), np.float32))
+    assert torch.get_num_threads() == 1
+
+
+def test_onnxruntime_threads_do_not_spin_unless_asked(onnx_model, monkeypatch):
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    with OnnxRuntimeRunner(onnx_model, providers=["CPUExecutionProvider"], threads=2) as runner:
+        options = runner._options
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert options.intra_op_num_threads == 2
+    monkeypatch.setenv(SPIN_ENV, "1")
+    with OnnxRuntimeRunner(onnx_model, providers=["CPUExecutionProvider"], threads=2) as runner:
+        assert runner._options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_openvino_threads_are_not_pinned_unless_asked(onnx_model, monkeypatch):
+    pytest.importorskip("openvino")
+    from cg_export.backends.openvino import OpenVinoRunner
+
+    monkeypatch.delenv(SPIN_ENV, raising=False)
+    with OpenVinoRunner(onnx_model, device="CPU", threads=1) as runner:
+        assert runner._compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert runner._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert ThreadSettings(2, spinning=True).openvino_config()["ENABLE_CPU_PINNING"] is True
+
+
+def test_passive_waiting_only_where_the_user_chose_nothing():
+    environ: dict[str, str] = {}
+    assert prefer_passive_waiting(environ) and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not prefer_passive_waiting(environ) and environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+    environ = {SPIN_ENV: "1"}
+    assert not prefer_passive_waiting(environ) and "OMP_WAIT_POLICY" not in environ
+
+
+PROBE = """
+import os, sys
+from cg_export.cli.common import new_app
+from cg_export.cli.version import run_app
+app = new_app("probe", no_args_is_help=False)
+@app.command()
+def probe() -> None:
+    import torch  # what a command's torch sees: libgomp read the variable when this loaded
+    print(os.environ.get("OMP_WAIT_POLICY"))
+run_app(app, "probe", [])
+"""
+
+
+def test_console_scripts_set_passive_waiting_before_torch_loads():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", SPIN_ENV)}
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "PASSIVE", run.stderr
+    trainer = subprocess.run([sys.executable, "-c", "import os, sys; assert 'torch' not in sys.modules; "
+                              "import training.cli; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert trainer.stdout.strip() == "PASSIVE True", trainer.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "ACTIVE", run.stderr
+
+
+def test_a_torch_runner_computes_with_its_own_threads_whatever_another_runner_set():
+    """A benchmark's reference stays active beside every target: a target's thread count must not leak into the
+    reference's runs (other count, other kernels: a reference compared with itself read 83 dB instead of inf)."""
+    model = make_generator("resnet", ngf=4, n_blocks=1)
+    seen: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    batch = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    torch.set_num_threads(1)
+    with TorchRunner(model, threads=2) as reference:
+        alone = reference(batch)
+        with TorchRunner(make_generator("resnet", ngf=4, n_blocks=1), threads=1) as other:
+            other(batch)
+            beside = reference(batch)
+        after = reference(batch)
+    assert seen == [2, 2, 2]
+    assert np.array_equal(alone, beside) and np.array_equal(alone, after)
+    assert torch.get_num_threads() == 1
