@@ -387,7 +387,7 @@ def test_info_on_missing_and_junk_files_is_one_line(tmp_path):
 def test_uint8_io_export_says_so(checkpoints, tmp_path):
     result = _cli("onnx", checkpoints["latest_net_G_A.pth"], "-o", tmp_path / "u.onnx", "--uint8-io", "--no-verify")
     assert result.exit_code == 0, result.output
-    assert "(fp32, uint8 I/O, opset 17" in result.output
+    assert "exported  fp32, uint8 I/O, opset 17" in result.output
     assert "precision fp32, uint8 I/O" in " ".join(_cli("info", tmp_path / "u.onnx").output.split())
 
 
