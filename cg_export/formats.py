@@ -101,8 +101,9 @@ class Format:
             (``onnxruntime``).
         runtime: The runtime's name for people (``"ONNX Runtime"``).
         suffixes: The file suffixes it is (lower case, with the dot); the first is what its exporter writes.
-        companions: Suffixes of files written beside the model that travel with it (an IR's ``.bin``, an engine's
-            ``.json`` sidecar); counted in its size.
+        companions: Names of the files written beside the model that travel with it, as templates of the model's
+            ``{stem}`` and ``{name}`` (an IR's ``{stem}.bin``, an engine's ``{name}.json`` sidecar); counted in its
+            size.
         runner: ``"module:Class"`` of its :class:`~cg_export.backends.base.Runner`; imported only when a runner is
             made.
         runner_options: The keyword options its runner takes; :func:`~cg_export.backends.runner_for` passes only
@@ -172,7 +173,8 @@ class Format:
     def files(self, path: str | Path) -> list[Path]:
         """The model file and the companions beside it that exist (what its size and a copy of it include)."""
         path = Path(path)
-        return [path] + [p for p in (path.with_suffix(s) for s in self.companions) if p.is_file()]
+        beside = (path.with_name(template.format(stem=path.stem, name=path.name)) for template in self.companions)
+        return [path] + [companion for companion in beside if companion.is_file()]
 
 
 class PrecisionError(CgExportError, ValueError):
@@ -222,7 +224,7 @@ FORMATS: tuple[Format, ...] = (
         conversions=(Conversion("fp32", made_from="fp32"), Conversion("fp16", made_from="fp32", deploy=False),
                      Conversion("int8", made_from="int8")),
         runs_on="x86 CPUs, Intel GPUs and NPUs",
-        converts_from="onnx", targets=frozenset({"local"}), companions=(".bin",),
+        converts_from="onnx", targets=frozenset({"local"}), companions=("{stem}.bin",),
         metadata_reader="cg_export.backends.openvino:read_ir_metadata", also_opens=(".onnx",), folder_suffix=".xml"),
     Format(
         "trt", "TensorRT engine", "tensorrt", "TensorRT", (".engine", ".plan"),
@@ -231,7 +233,7 @@ FORMATS: tuple[Format, ...] = (
         conversions=(Conversion("fp32", made_from="fp32", deploy=False), Conversion("fp16", made_from="fp32"),
                      Conversion("int8", made_from="int8")),
         runs_on="NVIDIA GPUs and Jetson (the GPU and TensorRT it was built on)",
-        converts_from="onnx", companions=(".json",),
+        converts_from="onnx", companions=("{name}.json",),
         metadata_reader="cg_export.tensorrt.sidecar:read_engine_metadata"),
 )
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny real generators written in every checkpoint format the toolkit reads."""
+"""Shared fixtures: tiny real generators written in every checkpoint format the toolkit reads.
+
+The tests mirror the packages (``tests/cg_export/<subpackage>/``, ``tests/training/``, ``tests/cg_demo/``); the
+helpers every folder shares (this module, ``fake_tensorrt.py``, ``trt_models.py``) and ``data/`` stay here.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ from torch import nn
 
 from cg_export.models import create_generator, save_generator
 from cg_export.models.init import init_weights
+
+#: The checkout's root (README.md, pyproject.toml), wherever a test module sits below tests/.
+REPO = Path(__file__).resolve().parent.parent
+#: Files the tests ship (peer checkpoint keys, TensorRT API names).
+DATA = Path(__file__).resolve().parent / "data"
 
 TINY = {"ngf": 4, "n_blocks": 2}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from conftest import make_generator
+
+from tests.conftest import make_generator
 
 
 @functools.cache

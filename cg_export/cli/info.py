@@ -44,9 +44,9 @@ def info_command(
     metadata = read_artifact_metadata(model) if generator is None else None
     if given != model:
         echo("folder", f"{given}: its model is {model.relative_to(given)}")
-    size = sum(path.stat().st_size for path in row.files(model))
-    echo("file", f"{model} ({size / 1e6:.2f} MB" + (f" with its {', '.join(row.companions)}" if row.companions
-                                                       and len(row.files(model)) > 1 else "") + ")")
+    files = row.files(model)
+    beside = f" with {', '.join(path.name for path in files[1:])}" if len(files) > 1 else ""
+    echo("file", f"{model}{beside} ({sum(path.stat().st_size for path in files) / 1e6:.2f} MB)")
     echo("sha256", sha256_of(model))
     if generator is not None:
         _describe_checkpoint(generator)

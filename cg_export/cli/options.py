@@ -2,7 +2,7 @@
 quotes a library default.
 
 One idea, one flag, one meaning and one default in every console script (``cg-export``, ``cg-bench``,
-``cg-stylize``, ``cg-train``, ``cg-compress``, ``cg-demo``); ``tests/test_vocabulary.py`` reads every command's
+``cg-stylize``, ``cg-train``, ``cg-compress``, ``cg-demo``); ``tests/cg_export/cli/test_vocabulary.py`` reads every command's
 options and holds them to this table:
 
 | idea       | flag                                 | meaning (default)                                      | old spellings           |

@@ -4,7 +4,7 @@ The exporter is ``torch.onnx.export(..., dynamo=True)``: it gives a clean graph 
 InstanceNormalization / ConvTranspose or Resize / Add / Relu / Tanh with no shape arithmetic, which is what
 TensorRT's parser and ONNX Runtime's fusions want. The TorchScript exporter, by contrast, computes every
 reflection pad's amounts at run time (ConstantOfShape/Slice/Concat chains, ~110 extra nodes on a 9-block
-generator); ``tests/test_export_onnx.py`` pins that choice.
+generator); ``tests/cg_export/export/test_export_onnx.py`` pins that choice.
 """
 
 from __future__ import annotations

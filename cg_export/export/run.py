@@ -75,12 +75,15 @@ class ExportOutcome:
         return getattr(self.result, "parity", None)
 
     def line(self) -> str:
-        """One line for people: ``ONNX int8: g_int8.onnx (2.1 MB) in 6.3 s`` or ``ONNX int8: failed: ...``."""
+        """One line for people: ``ONNX int8: g_int8.onnx (2.1 MB) in 6.3 s``, ``OpenVINO IR fp32: g.xml with g.bin
+        (2.1 MB) in 3.0 s`` or ``ONNX int8: failed: ...``."""
         what = f"{self.format.title} {self.precision}"
         if self.error is not None:
             return f"{what}: failed: {self.error}"
         size = f" ({self.size_bytes / 1e6:.1f} MB)" if self.size_bytes is not None else ""
-        return f"{what}: {self.path}{size} in {self.seconds:.1f} s"
+        companions = [path.name for path in self.format.files(self.path)[1:]] if self.path is not None else []
+        beside = f" with {', '.join(companions)}" if companions else ""
+        return f"{what}: {self.path}{beside}{size} in {self.seconds:.1f} s"
 
 
 def make_options(row: Format, request: ExportRequest) -> Any:

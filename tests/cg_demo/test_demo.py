@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_tensorrt import FakeCudart, FakeTensorRT, simulate_gpu
 from PIL import Image
 
 from cg_demo import report as demo_report
@@ -27,6 +26,8 @@ from cg_demo.results import (
 )
 from cg_demo.runner import MARKER, measure_learned_mapping, prepare_output, run_demo
 from cg_export.errors import CgExportError
+from tests.conftest import REPO
+from tests.fake_tensorrt import FakeCudart, FakeTensorRT, simulate_gpu
 
 CG_DEMO = [sys.executable, "-c", "from cg_demo.cli import main; main()"]
 
@@ -353,7 +354,7 @@ def test_training_and_the_report_do_not_import_upwards():
         names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         return names | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
 
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     for module in sorted((root / "training").glob("*.py")):
         assert not {name for name in imported(module) if name.split(".")[0] == "cg_demo"}, module.name
     assert "cg_demo.runner" not in imported(root / "cg_demo" / "report.py")

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_generator
 from onnx import TensorProto, helper
 from PIL import Image
 from typer.testing import CliRunner, Result
@@ -35,6 +34,7 @@ from cg_export.images import fit_to_size, read_photo, sample_photographs
 from cg_export.models import save_generator
 from cg_export.stylize import StylizeOptions, Stylizer
 from cg_export.threads import available_cores, cgroup_cpu_limit, default_threads
+from tests.conftest import REPO, make_generator
 
 
 def _cgroup_tree(root: Path, v2: str | None = None, v1: tuple[str, str] | None = None, own: str = "/") -> Path:
@@ -391,7 +391,7 @@ def _onnx_with_input(path: Path, shape: list[int]) -> Path:
 
 def test_models_the_tools_cannot_feed_are_one_line(photos, tmp_path):
     rank3 = _onnx_with_input(tmp_path / "rank3.onnx", [3, 32, 32])
-    # One channel is grey-scale (or colorization's L) and is fed as such (tests/test_families.py); two is nothing.
+    # One channel is grey-scale (or colorization's L) and is fed as such (tests/cg_export/models/test_families.py); two is nothing.
     two = _onnx_with_input(tmp_path / "two.onnx", [1, 2, 32, 32])
     one_line_error(stylize(rank3, photos["small"], "-o", tmp_path / "o.png"), "rank 3")
     one_line_error(stylize(two, photos["small"], "-o", tmp_path / "o.png"), "2 input channels")
@@ -507,7 +507,7 @@ def test_sigterm_and_sigint_remove_the_partial_output(models, tmp_path, signal_n
         sys.argv = ["cg-stylize", {str(models['fp32'])!r}, {str(clip)!r}, "-o", {str(target)!r}, "--no-progress"]
         main()
     """)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-c", driver], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:

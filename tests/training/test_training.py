@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_state
 from PIL import Image
 from typer.testing import CliRunner
 
 from cg_export.export.onnx import export_onnx
 from cg_export.images import to_model_input
 from cg_export.models import load_generator
+from tests.conftest import assert_same_state
 from training.cli import app
 from training.cyclegan import CycleGAN, LinearDecay
 from training.data import UnpairedImages, find_domains

@@ -8,7 +8,6 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-from conftest import make_generator
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
@@ -17,6 +16,7 @@ from cg_export.export.onnx import OnnxExportOptions, export_onnx, to_onnx_graph,
 from cg_export.metadata import onnx_props
 from cg_export.models import load_generator
 from cg_export.parity import measure_parity, photograph_batches
+from tests.conftest import make_generator
 
 
 def _ops(path) -> Counter:

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_generator
 from typer.testing import CliRunner, Result
 
 from cg_export import bench
@@ -28,6 +27,7 @@ from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.files import sha256_of
 from cg_export.images import sample_photographs, to_uint8
 from cg_export.models import save_generator
+from tests.conftest import make_generator
 
 SIZE = (32, 32)
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import make_generator
 from PIL import Image
 from typer.testing import CliRunner, Result
 
@@ -26,8 +25,9 @@ from cg_export.cli.export import app as cg_export_app
 from cg_export.cli.stylize import app as cg_stylize_app
 from cg_export.images import fit_to_size, sample_photographs
 from cg_export.models import save_generator
+from tests.conftest import REPO, make_generator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 @pytest.fixture(scope="module")

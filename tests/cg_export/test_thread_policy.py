@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_generator
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.torch import TorchRunner
 from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.models import save_generator
 from cg_export.threads import SPIN_ENV, ThreadSettings, prefer_passive_waiting, threads
+from tests.conftest import REPO, make_generator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8, generator_onnx_uint8_asymmetric
 
 from cg_export.errors import CgExportError
 from cg_export.tensorrt.check import check_file, check_model, parse_target
+from tests.trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8, generator_onnx_uint8_asymmetric
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, make_generator
 
 from cg_export.errors import ArchitectureError, CheckpointError
 from cg_export.models import create_generator, load_generator, save_generator
 from cg_export.models.checkpoint import FORMAT, SOURCE_JUNYANZ, SOURCE_OURS, SOURCE_PYTORCH_GAN, infer_config
+from tests.conftest import DATA, TINY, make_generator
 
-PEER_KEYS = Path(__file__).parent / "data" / "peer_keys"
+PEER_KEYS = DATA / "peer_keys"
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

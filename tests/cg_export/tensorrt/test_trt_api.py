@@ -17,8 +17,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from fake_tensorrt import FAKE_CUDART_NAMES, FakeCudart, FakeTensorRT, inspector_json, simulate_gpu
-from trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8
 
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner
 from cg_export.backends.tensorrt import (
@@ -48,6 +46,8 @@ from cg_export.tensorrt.sidecar import (
     read_sidecar,
     sidecar_path,
 )
+from tests.fake_tensorrt import FAKE_CUDART_NAMES, FakeCudart, FakeTensorRT, inspector_json, simulate_gpu
+from tests.trt_models import generator_onnx, generator_onnx_fp16, generator_onnx_int8
 
 
 def _real_cudart():

@@ -13,14 +13,13 @@ import pytest
 
 trt = pytest.importorskip("tensorrt", reason="needs TensorRT (and a GPU)")
 
-from trt_models import generator_onnx, generator_onnx_int8  # noqa: E402
-
 from cg_export.backends.onnxruntime import OnnxRuntimeRunner  # noqa: E402
 from cg_export.backends.tensorrt import CudaRuntime, TensorRTRunner  # noqa: E402
 from cg_export.errors import BackendError, CgExportError  # noqa: E402
 from cg_export.export.trt import EngineOptions, build_engine  # noqa: E402
 from cg_export.parity import photograph_batches  # noqa: E402
 from cg_export.tensorrt.sidecar import sidecar_path  # noqa: E402
+from tests.trt_models import generator_onnx, generator_onnx_int8  # noqa: E402
 
 
 def _has_gpu() -> bool:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_state, make_generator
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
@@ -22,6 +21,7 @@ from cg_export.macs import count_cost, format_count, parse_count
 from cg_export.models import create_generator, load_generator, save_generator
 from cg_export.models.mobile_resnet import stage_widths
 from cg_export.tiling import stylize_array
+from tests.conftest import assert_same_state, make_generator
 from training.compress import (
     LOSS_NAMES,
     SEARCH_NGF,

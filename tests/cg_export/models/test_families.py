@@ -575,7 +575,7 @@ def _saved(tmp_path, name, state):
 
 
 def test_incomplete_gan_compression_generator_is_named_as_damaged(tmp_path):
-    # GAN Compression's mobile generators load (tests/test_compress.py); a fragment of one is called damaged.
+    # GAN Compression's mobile generators load (tests/training/test_compress.py); a fragment of one is called damaged.
     state = {"model.1.weight": torch.zeros(4, 3, 7, 7), "model.10.conv_block.1.conv.0.weight": torch.zeros(16, 1, 3, 3),
              "model.10.conv_block.1.conv.2.weight": torch.zeros(16, 16, 1, 1)}
     with pytest.raises(CheckpointError, match="mobile ResNet generator keys are incomplete.*damaged") as info:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_generator
 from typer.testing import CliRunner
 
 from cg_export.errors import ArchitectureError, CheckpointError, ParityError
@@ -21,6 +20,7 @@ from cg_export.export.onnx import OnnxExportOptions, export_onnx
 from cg_export.models import create_generator, load_generator, save_generator
 from cg_export.models.safety import MAX_PARAMETERS
 from cg_export.parity import ParityReport, check_parity, compare_outputs
+from tests.conftest import REPO, TINY, make_generator
 
 
 def _cli(*args: str):
@@ -442,7 +442,7 @@ def test_readme_library_snippet_runs_as_written(checkpoints, tmp_path, monkeypat
 
     from PIL import Image
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     section = readme.split("## Using it as a library", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     shutil.copy(checkpoints["latest_net_G_A.pth"], tmp_path / "latest_net_G_A.pth")

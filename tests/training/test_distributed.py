@@ -17,19 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_state
 from PIL import Image
 from typer.testing import CliRunner
 
 from cg_export.export.onnx import export_onnx
 from cg_export.models import load_generator
+from tests.conftest import REPO, assert_same_state
 from training.cli import app
 from training.data import EpochShards
 from training.distributed import Processes
 from training.errors import DatasetError, TrainingError
 from training.trainer import STATE_FILE, train
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--ngf", "4", "--n-blocks", "1", "--ndf", "8"]
 #: 8 images, 2 ranks of batch 1: 4 steps per epoch, 8 in all; saves at steps 3, 4 (epoch end), 6 and 8.
 #: One thread per process: runs compared bit for bit must split their reductions alike (cg-train would otherwise

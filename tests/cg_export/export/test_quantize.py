@@ -111,7 +111,7 @@ def test_int8_advice_never_suggests_the_method_just_used():
 
 
 def test_int8_needs_photographs(checkpoints, tmp_path):
-    # The library names its fields; the command line turns them into flags (tests/test_vocabulary.py).
+    # The library names its fields; the command line turns them into flags (tests/cg_export/cli/test_vocabulary.py).
     with pytest.raises(CgExportError, match="int8 needs calib DIR"):
         export_onnx(checkpoints["ours.pt"], tmp_path / "g.onnx", OnnxExportOptions(int8=True))
     with pytest.raises(CgExportError, match="one of fp16 and int8"):
