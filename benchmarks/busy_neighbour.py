@@ -1,5 +1,6 @@
 """cg-train and cg-stylize on a busy machine: default threads vs ``--threads 1``, alone and beside a CPU-bound
-neighbour, with the toolkit's passive waiting and with spinning threads (``CG_EXPORT_SPIN=1``, the old behaviour).
+neighbour, with the toolkit's own waiting policy, with passive waiting everywhere (``CG_EXPORT_SPIN=0``) and with
+spinning threads everywhere (``CG_EXPORT_SPIN=1`` and ``OMP_WAIT_POLICY=ACTIVE``).
 
 Why: on a 2-core machine ``cg-train --threads 2`` beside one single-threaded job took 818 s for 128 steps,
 53 s with ``OMP_WAIT_POLICY=PASSIVE`` and 24 s with ``--threads 1``: threads that spin-wait for a sibling the OS
@@ -82,15 +83,20 @@ def commands(inputs: dict[str, Path], work: Path, args: argparse.Namespace) -> d
     }
 
 
-def time_once(command: list[str], threads: int | None, spin: bool, neighbour: bool, limit: float) -> dict:
+WAITING = {
+    "toolkit": {},  # default threads leave out busy cores; OpenMP passive only on a shared machine (cg_export.threads)
+    "passive": {"CG_EXPORT_SPIN": "0"},
+    "spin": {"CG_EXPORT_SPIN": "1", "OMP_WAIT_POLICY": "ACTIVE"},
+}
+
+
+def time_once(command: list[str], threads: int | None, waiting: str, neighbour: bool, limit: float) -> dict:
     """One run: its wall time, exit status and the load average just before it."""
     run_folder = tempfile.mkdtemp(prefix="busy_neighbour_run_")
     command = [run_folder if part == "{run}" else part for part in command]
     env = {key: value for key, value in os.environ.items() if key not in ("OMP_WAIT_POLICY", "CG_EXPORT_SPIN")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    if spin:
-        env["CG_EXPORT_SPIN"] = "1"
-        env["OMP_WAIT_POLICY"] = "ACTIVE"
+    env.update(WAITING[waiting])
     burner = subprocess.Popen([sys.executable, "-c", BURN, str(limit)]) if neighbour else None
     try:
         if burner is not None:
@@ -127,22 +133,22 @@ def main() -> None:
         work = Path(folder)
         inputs = make_inputs(work, args.images, args.size, args.ngf)
         timed = {name: line for name, line in commands(inputs, work, args).items() if not args.only or name in args.only}
-        configs = list(itertools.product(timed, (None, 1), (False, True), (False, True)))
+        configs = list(itertools.product(timed, (None, 1), (False, True), WAITING))
         runs: dict[tuple, list[dict]] = {config: [] for config in configs}
         for round_index in range(args.rounds):
             for config in configs:
-                name, threads, neighbour, spin = config
-                result = time_once(timed[name], threads, spin, neighbour, args.neighbour_limit)
+                name, threads, neighbour, waiting = config
+                result = time_once(timed[name], threads, waiting, neighbour, args.neighbour_limit)
                 runs[config].append(result)
                 print(f"round {round_index + 1}: {name}, threads {threads or 'default'}, "
-                      f"{'busy' if neighbour else 'idle'}, {'spin' if spin else 'passive'}: {result['seconds']:.2f} s"
+                      f"{'busy' if neighbour else 'idle'}, {waiting}: {result['seconds']:.2f} s"
                       f"{'' if result['exit_code'] == 0 else ' (exit ' + str(result['exit_code']) + ')'}", flush=True)
 
     results = []
-    for (name, threads, neighbour, spin), per_round in runs.items():
+    for (name, threads, neighbour, waiting), per_round in runs.items():
         ok = [r["seconds"] for r in per_round if r["exit_code"] == 0]
         results.append({"command": name, "threads": threads or "default", "neighbour": neighbour,
-                        "wait_policy": "spin (CG_EXPORT_SPIN=1, OMP_WAIT_POLICY=ACTIVE)" if spin else "passive (default)",
+                        "wait_policy": waiting, "environment_set": WAITING[waiting],
                         "seconds_median": statistics.median(ok) if ok else None, "runs": per_round})
     report = {
         "environment": describe_machine(),
@@ -160,7 +166,7 @@ def main() -> None:
     for row in results:
         seconds = "failed" if row["seconds_median"] is None else f"{row['seconds_median']:.2f}"
         print(f"| {row['command']} | {row['threads']} | {'busy' if row['neighbour'] else 'idle'} | "
-              f"{row['wait_policy'].split(' ')[0]} | {seconds} |")
+              f"{row['wait_policy']} | {seconds} |")
 
 
 if __name__ == "__main__":

@@ -5,19 +5,28 @@ cgroup CPU quota (Docker ``--cpus``, Kubernetes CPU limits) leaves to this proce
 per machine core on a machine where the process may use two ran the demo's small generator 9-45x slower than one
 thread did. Every command that runs a model takes its default from :func:`default_threads`.
 
-How those threads wait, too: on a shared machine a thread that spin-waits for a sibling the OS has parked burns the
-core the sibling needs. ``cg-train --threads 2`` beside one busy process took 818 s for 128 steps, 53 s with
-libgomp's passive waiting. So the commands make every runtime wait passively unless asked otherwise
-(:data:`SPIN_ENV`): :func:`prefer_passive_waiting` for PyTorch's OpenMP, :class:`ThreadSettings` for the sessions
-of ONNX Runtime and OpenVINO.
+And the cores other processes are busy on right now: a thread that waits for a sibling the OS has parked, because
+a neighbour holds its core, holds up every parallel step. On this project's 2-core machine, 16 steps of cg-train
+with 2 threads took 13.1 s beside one busy process with spinning threads, 9.8 s with passive waiting, and 7.1 s with
+one thread (``benchmarks/results/busy_neighbour_passive_policy.json``). So :func:`default_threads` leaves out the
+cores other processes are running on when the command starts (:func:`busy_cores`), and waiting is chosen by what it
+costs (``benchmarks/results/busy_neighbour.json``, ``busy_neighbour_stylize.json``):
+
+- ONNX Runtime and OpenVINO sessions never spin (:class:`ThreadSettings`): it cost nothing measurable idle.
+- PyTorch's OpenMP waits passively only where the machine is shared at start (:func:`prefer_passive_waiting`):
+  on an idle machine passive waiting made those 16 steps 31 % slower (8.5 s against 6.5 s).
+
+:data:`SPIN_ENV` overrides both: ``1`` spins everywhere, ``0`` waits passively everywhere.
 
 A leaf module (the standard library and :mod:`cg_export.errors` only), so every layer can use it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,21 +34,25 @@ from pathlib import Path
 
 from cg_export.errors import OptionError
 
-#: Set to ``1`` to let runtime threads spin-wait (faster on an idle machine with a core per thread, much slower on
-#: a busy one): ONNX Runtime's ``session.intra_op.allow_spinning``, OpenVINO's CPU pinning, and OpenMP's wait
-#: policy where ``OMP_WAIT_POLICY`` is not set.
+#: ``1``: runtime threads spin-wait (ONNX Runtime's ``session.intra_op.allow_spinning``, OpenVINO's CPU pinning,
+#: OpenMP's own waiting); ``0``: they wait passively everywhere (``OMP_WAIT_POLICY=PASSIVE`` too); unset: the
+#: toolkit's choice (see the module docstring). An ``OMP_WAIT_POLICY`` the user set is always left alone.
 SPIN_ENV = "CG_EXPORT_SPIN"
+#: Where the kernel says how many threads are runnable right now (4th field: ``running/total``).
+PROC_LOADAVG = Path("/proc/loadavg")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 
 
 def default_threads() -> int:
-    """The number of threads to run a model with: the cores this process may use, at least 1.
+    """The number of threads to run a model with: the cores this process may use and nobody else is busy on, at
+    least 1.
 
     The smaller of the CPUs in this process's affinity mask and the cgroup CPU quota (cgroup v2 ``cpu.max`` or
     v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), rounded up; under torchrun, shared among the processes it
-    started on this machine (``LOCAL_WORLD_SIZE``), since each of them would otherwise take every core.
+    started on this machine (``LOCAL_WORLD_SIZE``), since each of them would otherwise take every core; less the
+    cores other processes were running on when this process first asked (:func:`busy_cores`).
     """
     cores = available_cores()
     quota = cgroup_cpu_limit()
@@ -48,7 +61,26 @@ def default_threads() -> int:
     local_processes = os.environ.get("LOCAL_WORLD_SIZE", "")
     if local_processes.isdigit() and int(local_processes) > 1:
         cores //= int(local_processes)
-    return max(1, cores)
+    return max(1, cores - busy_cores())
+
+
+@functools.cache
+def busy_cores() -> int:
+    """How many threads of other processes were running when this process first asked: the kernel's count of
+    runnable threads (``/proc/loadavg``) less this one, the smallest of a few samples 5 ms apart so a passing
+    spike does not count; 0 where the platform does not say.
+
+    Decided once per process, so every model a command runs gets the same thread count (a benchmark's rows
+    compare, a training's steps are reproducible within the run); a long job does not follow later changes.
+    """
+    counts = []
+    for _ in range(5):
+        try:
+            counts.append(int(PROC_LOADAVG.read_text().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return 0
+        time.sleep(0.005)
+    return max(0, min(counts) - 1)
 
 
 def spinning_allowed(environ: MutableMapping[str, str] | None = None) -> bool:
@@ -56,14 +88,21 @@ def spinning_allowed(environ: MutableMapping[str, str] | None = None) -> bool:
     return (os.environ if environ is None else environ).get(SPIN_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def prefer_passive_waiting(environ: MutableMapping[str, str] | None = None) -> bool:
-    """Make OpenMP's idle threads sleep instead of spinning: ``OMP_WAIT_POLICY=PASSIVE``.
+def passive_asked(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether the user asked every runtime to wait passively (``CG_EXPORT_SPIN=0``)."""
+    return (os.environ if environ is None else environ).get(SPIN_ENV, "").strip().lower() in ("0", "false", "no", "off")
+
+
+def prefer_passive_waiting(environ: MutableMapping[str, str] | None = None, shared: bool | None = None) -> bool:
+    """Make OpenMP's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) where the machine is
+    shared when the command starts, or where :data:`SPIN_ENV` is ``0``.
 
     libgomp reads the variable once, when it loads (with torch), so each command-line entry point calls this
-    before anything imports torch. A policy the user set themselves, or :data:`SPIN_ENV`, is left alone.
+    before anything imports torch. A policy the user set themselves, or ``CG_EXPORT_SPIN=1``, is left alone.
 
     Args:
         environ: The environment to change; ``None`` is this process's.
+        shared: Whether other processes are busy on this machine; ``None``: :func:`busy_cores` says.
 
     Returns:
         Whether the variable was set.
@@ -71,6 +110,8 @@ def prefer_passive_waiting(environ: MutableMapping[str, str] | None = None) -> b
     environ = os.environ if environ is None else environ
     if "OMP_WAIT_POLICY" in environ or spinning_allowed(environ):
         return False
+    if not passive_asked(environ) and not (busy_cores() > 0 if shared is None else shared):
+        return False  # an idle machine: libgomp's own short spin is what keeps small steps fast
     environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True
 
@@ -229,5 +270,5 @@ def _read_quota(folder: Path, kind: str) -> float | None:
     return cores if cores > 0 else None
 
 
-__all__ = ["SPIN_ENV", "ThreadSettings", "available_cores", "cgroup_cpu_limit", "check_threads", "default_threads",
-           "prefer_passive_waiting", "spinning_allowed", "threads", "torch_threads"]
+__all__ = ["SPIN_ENV", "ThreadSettings", "available_cores", "busy_cores", "cgroup_cpu_limit", "check_threads",
+           "default_threads", "passive_asked", "prefer_passive_waiting", "spinning_allowed", "threads", "torch_threads"]

@@ -67,13 +67,35 @@ def test_openvino_threads_are_not_pinned_unless_asked(onnx_model, monkeypatch):
     assert ThreadSettings(2, spinning=True).openvino_config()["ENABLE_CPU_PINNING"] is True
 
 
-def test_passive_waiting_only_where_the_user_chose_nothing():
+def test_openmp_waits_passively_on_a_shared_machine_or_when_asked_and_never_against_the_users_choice():
     environ: dict[str, str] = {}
-    assert prefer_passive_waiting(environ) and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert prefer_passive_waiting(environ, shared=True) and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ = {}
+    assert not prefer_passive_waiting(environ, shared=False) and environ == {}  # idle: libgomp's own short spin
+    environ = {SPIN_ENV: "0"}
+    assert prefer_passive_waiting(environ, shared=False) and environ["OMP_WAIT_POLICY"] == "PASSIVE"
     environ = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert not prefer_passive_waiting(environ) and environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert not prefer_passive_waiting(environ, shared=True) and environ == {"OMP_WAIT_POLICY": "ACTIVE"}
     environ = {SPIN_ENV: "1"}
-    assert not prefer_passive_waiting(environ) and "OMP_WAIT_POLICY" not in environ
+    assert not prefer_passive_waiting(environ, shared=True) and "OMP_WAIT_POLICY" not in environ
+
+
+def test_default_threads_leave_out_the_cores_others_are_running_on(tmp_path, monkeypatch):
+    from cg_export import threads as policy
+
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(policy, "PROC_LOADAVG", loadavg)
+    monkeypatch.setattr(policy, "available_cores", lambda: 4)
+    monkeypatch.setattr(policy, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for running, expected in ((1, 4), (2, 3), (4, 1), (9, 1)):  # "running" counts the thread that reads it
+        loadavg.write_text(f"1.00 0.50 0.25 {running}/300 4242\n")
+        policy.busy_cores.cache_clear()
+        assert policy.busy_cores() == running - 1 and policy.default_threads() == expected
+    loadavg.unlink()  # a platform that does not say: nothing is taken away
+    policy.busy_cores.cache_clear()
+    assert policy.default_threads() == 4
+    policy.busy_cores.cache_clear()
 
 
 PROBE = """
@@ -90,8 +112,9 @@ run_app(app, "probe", [])
 
 
 def test_console_scripts_set_passive_waiting_before_torch_loads():
+    # CG_EXPORT_SPIN=0 asks for what a shared machine gets, so the test does not depend on this machine's load.
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", SPIN_ENV)}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"], env[SPIN_ENV] = str(ROOT), "0"
     run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "PASSIVE", run.stderr
     trainer = subprocess.run([sys.executable, "-c", "import os, sys; assert 'torch' not in sys.modules; "
