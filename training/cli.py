@@ -92,6 +92,7 @@ def train_command(
     (each process then trains on cuda:LOCAL_RANK).
     """
     from cg_export.threads import torch_threads
+    from training.engine import interrupted_line
     from training.trainer import STATE_FILE, train
 
     try:
@@ -105,10 +106,7 @@ def train_command(
                 seed=seed, save_every=save_every, workers=workers, log_every=log_every, samples=samples,
             )
     except KeyboardInterrupt as exc:
-        saved = (out or DEFAULT_OUT).expanduser() / name / STATE_FILE
-        hint = "the last save is intact: continue with the same command and --resume" if saved.exists() else (
-            "nothing was saved yet: start it again without --resume")
-        typer.echo(f"interrupted; {hint}", err=True)
+        typer.echo(interrupted_line((out or DEFAULT_OUT).expanduser() / name / STATE_FILE), err=True)
         raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 

@@ -80,7 +80,8 @@ def compress_command(
     """Distil TEACHER into a depthwise-separable student (reconstruction + feature distillation [+ GAN])."""
     from cg_export.macs import parse_count
     from cg_export.threads import torch_threads
-    from training.compress import compress, default_student_path, run_dir_for
+    from training.compress import STATE_FILE, compress, default_student_path, run_dir_for
+    from training.engine import interrupted_line
 
     if old_photos is not None:
         deprecation("the PHOTOS argument", "--photos PHOTOS")
@@ -100,10 +101,8 @@ def compress_command(
                 samples=samples,
             )
     except KeyboardInterrupt as exc:
-        run_dir = run_dir_for(output or default_student_path(teacher))
-        hint = "the last save is intact: continue with the same command and --resume" if run_dir.exists() else (
-            "nothing was saved yet: start it again without --resume")
-        typer.echo(f"interrupted; {hint}", err=True)
+        # The state file, not the run folder: the folder exists from the start, before anything is saved in it.
+        typer.echo(interrupted_line(run_dir_for(output or default_student_path(teacher)) / STATE_FILE), err=True)
         raise typer.Exit(128 + getattr(exc, "signal_number", 2)) from None  # SIGTERM 143, SIGINT 130
 
 

@@ -78,6 +78,14 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def interrupted_line(state_path: Path) -> str:
+    """What ``cg-train`` and ``cg-compress`` say when stopped: whether ``--resume`` can continue the run, which only
+    the training state (the engine's commit point, written last) decides."""
+    if state_path.is_file():
+        return "interrupted; the last save is intact: continue with the same command and --resume"
+    return "interrupted; nothing was saved yet: start it again without --resume"
+
+
 def print_report(label: str, text: str) -> None:
     """Print an aligned ``label  text`` progress line on stdout without breaking the progress bars (on stderr)."""
     # tqdm.write keeps progress bars intact; the flush lets a parent process read each line as it happens.

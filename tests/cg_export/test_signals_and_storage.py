@@ -327,6 +327,9 @@ def test_a_signal_stops_cg_train_and_cg_compress_with_its_own_exit_status(inputs
     from training.compress_cli import app as compress_app
 
     def stopped(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        # Each run's folder exists before its first save: only the state file may say a save is intact.
+        (tmp_path / "runs" / "run").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "student_compress").mkdir(exist_ok=True)
         os.kill(os.getpid(), signal_number)
 
     monkeypatch.setattr(trainer_module, "train", stopped)
