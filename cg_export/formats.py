@@ -21,6 +21,7 @@ without importing a runtime.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,13 @@ def check_precision(name: str, precision: str) -> Conversion:
     return format_named(name).conversion(precision)
 
 
+def load_reference(reference: str) -> object:
+    """``"module:name"`` -> the object it names: the table names code by string so that reading it imports nothing;
+    this imports the module when the code is needed."""
+    module, name = reference.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def model_files_text() -> str:
     """``.pt/.pth (PyTorch), .onnx (ONNX Runtime), ...``: the files the tools open, for help texts and errors."""
     return ", ".join(f"{'/'.join(row.suffixes)} ({row.runtime})" for row in FORMATS)
@@ -286,4 +294,4 @@ def model_files_text() -> str:
 
 __all__ = ["DEPLOY_MANIFEST", "FORMATS", "MODEL_SUFFIXES", "PRECISIONS", "TARGETS", "Conversion", "Format",
            "PrecisionError", "Requirement", "check_precision", "extra_hint", "format_named", "format_of_suffix",
-           "is_checkpoint", "model_files_text"]
+           "is_checkpoint", "load_reference", "model_files_text"]

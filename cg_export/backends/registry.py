@@ -14,7 +14,15 @@ from typing import Any
 
 from cg_export.backends.base import Runner
 from cg_export.errors import BackendError, MissingDependencyError
-from cg_export.formats import DEPLOY_MANIFEST, FORMATS, MODEL_SUFFIXES, Format, format_named, format_of_suffix
+from cg_export.formats import (
+    DEPLOY_MANIFEST,
+    FORMATS,
+    MODEL_SUFFIXES,
+    Format,
+    format_named,
+    format_of_suffix,
+    load_reference,
+)
 from cg_export.metadata import ArtifactMetadata
 
 
@@ -98,7 +106,7 @@ def read_artifact_metadata(path: str | Path) -> ArtifactMetadata | None:
     row = backend_for(path)
     if row.metadata_reader is None:
         return None
-    return _load(row.metadata_reader)(path)
+    return load_reference(row.metadata_reader)(path)  # type: ignore[operator]
 
 
 def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> Runner:
@@ -130,12 +138,6 @@ def runner_for(path: str | Path, backend: str | None = None, **options: Any) -> 
     runner_class: type[Runner] = getattr(module, class_name)
     accepted = {k: v for k, v in options.items() if k in row.runner_options and v is not None}
     return runner_class.from_file(path, **accepted)
-
-
-def _load(reference: str) -> Any:
-    """``"module:name"`` -> the object (the table names code by string so reading it imports nothing)."""
-    module, name = reference.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 __all__ = ["DEPLOY_MANIFEST", "FORMATS", "MODEL_SUFFIXES", "backend_for", "deployment_artifact", "format_named",

@@ -7,14 +7,13 @@ Imports no exporter until one is run, so the command line's ``--help`` and the d
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cg_export.errors import CgExportError
-from cg_export.formats import Format, check_precision, format_named
+from cg_export.formats import Format, check_precision, format_named, load_reference
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ def make_options(row: Format, request: ExportRequest) -> Any:
     """The format's own options object for ``request`` (its options class's ``from_request``)."""
     if row.options is None:
         raise CgExportError(f"{row.title} files are not exported: they are the source every export starts from")
-    return _load(row.options).from_request(request)
+    return load_reference(row.options).from_request(request)
 
 
 def run_export(name: str, source: Any, output: str | Path | None, options: Any, *, catch: bool = False
@@ -123,7 +122,7 @@ def run_export(name: str, source: Any, output: str | Path | None, options: Any, 
     outcome = ExportOutcome(row, precision)
     started = time.perf_counter()
     try:
-        exporter = _load(row.exporter)
+        exporter = load_reference(row.exporter)
         outcome.result = exporter(source, output, options)
     except Exception as exc:
         if not catch:
@@ -139,10 +138,6 @@ def run_export(name: str, source: Any, output: str | Path | None, options: Any, 
     outcome.size_bytes = sum(p.stat().st_size for p in row.files(outcome.path))
     return outcome
 
-
-def _load(reference: str) -> Any:
-    module, name = reference.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 __all__ = ["ExportOutcome", "ExportRequest", "make_options", "run_export"]

@@ -5,7 +5,6 @@ Parametrised over :data:`cg_export.formats.FORMATS`, so a new row is checked her
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,18 @@ from cg_export.deploy.candidates import CANDIDATES, ExportJob, candidate_named
 from cg_export.deploy.commands import candidate_command
 from cg_export.errors import BackendError
 from cg_export.export import ExportRequest, make_options, run_export
-from cg_export.formats import FORMATS, MODEL_SUFFIXES, PRECISIONS, PrecisionError, check_precision, format_named
+from cg_export.formats import (
+    FORMATS,
+    MODEL_SUFFIXES,
+    PRECISIONS,
+    PrecisionError,
+    check_precision,
+    format_named,
+    load_reference,
+)
 from tests.conftest import REPO
 
 ROWS = pytest.mark.parametrize("row", FORMATS, ids=[row.name for row in FORMATS])
-
-
-def _load(reference: str):
-    module, name = reference.split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @ROWS
@@ -31,7 +33,7 @@ def test_every_row_names_code_that_exists(row):
     """Runner, exporter, options and metadata reader resolve (the runtime itself is never imported for this)."""
     for reference in (row.runner, row.exporter, row.options, row.metadata_reader):
         if reference is not None:
-            assert callable(_load(reference)), reference
+            assert callable(load_reference(reference)), reference
     assert row.precisions and set(row.precisions) <= set(PRECISIONS)
     assert row.converts_from is None or format_named(row.converts_from).exporter is not None
 
